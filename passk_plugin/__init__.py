@@ -1,0 +1,1 @@
+"""passk: Pass@k evaluation and WiSE-FT merge sweeps."""

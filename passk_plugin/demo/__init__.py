@@ -1,0 +1,1 @@
+"""The offline demo: generated problems and tiny models trained on the spot."""

