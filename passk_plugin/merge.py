@@ -1,0 +1,364 @@
+"""Running mergekit on one recipe: to disk (resumable, atomic) or in memory (for sweeps).
+
+Disk: :func:`merge_recipe` runs ``mergekit.merge.run_merge`` in-process (no CLI start-up),
+writes into ``OUT.tmp-<pid>`` and renames it into place with a completion marker that
+records the recipe's hash, so a finished output is skipped and a half-written or stale
+one is redone.
+
+Memory: :class:`ResidentCheckpoints` loads the checkpoints' tensors once;
+:func:`merge_in_memory` plans the recipe with mergekit's own planner (the plan
+``run_merge`` streams to disk) and executes it on the resident tensors, giving exactly
+the tensors mergekit would write; :func:`load_merged` copies them into a resident model.
+A grid sweep then costs one tensor pass per point instead of a write and a model load::
+
+    resident = ResidentCheckpoints([early, late])
+    model = AutoModelForCausalLM.from_pretrained(early)   # once
+    for recipe in recipes:
+        load_merged(model, merge_in_memory(recipe, resident))
+        ...  # generate
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from passk_plugin.checkpoints import check_checkpoints, is_local, resolve_checkpoint
+
+if TYPE_CHECKING:
+    import torch
+    from mergekit.config import MergeConfiguration
+
+MARKER_NAME = "passk_merge.json"
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def _resolve_refs(node: Any, key: str | None = None) -> Any:
+    """Make every local model path in a raw recipe absolute (mergekit needs that offline)."""
+    if isinstance(node, dict):
+        return {k: _resolve_refs(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_refs(v, key) for v in node]
+    if key in ("model", "base_model", "path") and isinstance(node, str):
+        # "path@revision" and "path+lora" are mergekit syntax, left for mergekit to read.
+        if "@" not in node and "+" not in node and is_local(node):
+            return resolve_checkpoint(node)
+    return node
+
+
+def load_recipe(recipe: str | os.PathLike | Mapping[str, Any] | MergeConfiguration):
+    """A validated ``MergeConfiguration`` from a YAML path, a dict or a configuration.
+
+    Local model paths are made absolute (checked to exist). Raises FileNotFoundError for a
+    missing recipe or checkpoint and ValueError for a recipe that breaks passk's rules:
+    ``base_model`` must be set (else mergekit takes config and tokenizer from an arbitrary
+    input) and ``tokenizer_source``/``tokenizer`` must not be (they resize embeddings).
+    """
+    from mergekit.config import MergeConfiguration
+
+    if isinstance(recipe, MergeConfiguration):
+        raw = recipe.model_dump(mode="json", exclude_defaults=True)
+    elif isinstance(recipe, Mapping):
+        raw = dict(recipe)
+    else:
+        path = Path(recipe)
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe not found: {path}")
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError(f"recipe {path} is not a YAML mapping")
+    raw = _resolve_refs(raw)
+    try:
+        config = MergeConfiguration.model_validate(raw)
+    except Exception as err:  # pydantic and mergekit's own RuntimeErrors
+        raise ValueError(f"invalid mergekit recipe: {err}") from None
+    if config.base_model is None:
+        raise ValueError(
+            "recipe has no base_model: mergekit would take config and tokenizer from an "
+            "arbitrary input; set base_model to the early (or base) checkpoint"
+        )
+    if config.tokenizer_source is not None or config.tokenizer is not None:
+        raise ValueError(
+            "recipe sets tokenizer_source/tokenizer, which rebuilds and resizes embeddings; "
+            "leave it out for checkpoints of one run (the tokenizer comes from base_model)"
+        )
+    return config
+
+
+def recipe_hash(config: MergeConfiguration) -> str:
+    """sha256 of the canonical recipe (comments and key order do not count)."""
+    canonical = json.dumps(config.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _model_paths(config: MergeConfiguration) -> list[str]:
+    return [str(ref.model.path) for ref in config.referenced_models() if ref.lora is None]
+
+
+def _check_inputs(config: MergeConfiguration) -> None:
+    check_checkpoints(sorted(_model_paths(config)))
+
+
+# ---------------------------------------------------------------- disk
+
+
+def _marker(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out_dir / MARKER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(out_dir: str | os.PathLike, recipe: Any) -> bool:
+    """True when out_dir holds a finished merge of exactly this recipe."""
+    out = Path(out_dir)
+    marker = _marker(out)
+    if marker is None or not (out / "config.json").is_file():
+        return False
+    if not any(out.glob("*.safetensors")) and not any(out.glob("*.bin")):
+        return False
+    return marker.get("recipe_sha256") == recipe_hash(load_recipe(recipe))
+
+
+def merge_recipe(
+    recipe_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    cuda: bool | None = None,
+    lazy_unpickle: bool = True,
+    low_cpu_memory: bool = False,
+    copy_tokenizer: bool = True,
+    force: bool = False,
+    quiet: bool = True,
+) -> Path:
+    """Merge one recipe into out_dir with mergekit, in-process; return out_dir.
+
+    Skipped when out_dir already holds a complete merge of the same recipe (unless
+    ``force``). The merge is written to ``<out_dir>.tmp-<pid>`` and renamed into place with a
+    ``passk_merge.json`` marker, so an interrupted merge leaves no complete-looking output.
+    ``cuda=None`` uses the GPU when torch sees one. Config and tokenizer come from the
+    recipe's base_model.
+    """
+    import torch
+    from mergekit.io.tasks import LoaderCache
+    from mergekit.merge import run_merge
+    from mergekit.options import MergeOptions
+
+    config = load_recipe(recipe_path)
+    digest = recipe_hash(config)
+    out = Path(out_dir).expanduser().resolve()
+    if not force and is_complete(out, config):
+        return out
+    _check_inputs(config)
+    if cuda is None:
+        cuda = torch.cuda.is_available()
+    options = MergeOptions(
+        cuda=cuda,
+        lazy_unpickle=lazy_unpickle,
+        low_cpu_memory=low_cpu_memory,
+        copy_tokenizer=copy_tokenizer,
+        quiet=quiet,
+    )
+    tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    source: str | None = Path(recipe_path).read_text(encoding="utf-8")
+    raw = yaml.safe_load(source)
+    if _resolve_refs(raw) != raw:
+        source = None  # relative paths were resolved: record the recipe that actually ran
+    try:
+        run_merge(config, str(tmp), options=options, config_source=source)
+        marker = {
+            "recipe_sha256": digest,
+            "recipe": str(Path(recipe_path).resolve()),
+            "mergekit_version": _mergekit_version(),
+            "device": options.device,
+        }
+        (tmp / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        LoaderCache().flush_all()  # close shard files; the next merge may read new ones
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _mergekit_version() -> str:
+    from importlib.metadata import version
+
+    return version("mergekit")
+
+
+# ---------------------------------------------------------------- memory
+
+
+class ResidentCheckpoints:
+    """The tensors of local checkpoints, read once with mergekit's loader and kept in memory.
+
+    Keys are absolute checkpoint paths. ``device`` is where the tensors live (and where
+    merged tensors are returned).
+    """
+
+    def __init__(self, checkpoints: Iterable[str | os.PathLike] = (), *, device: str = "cpu"):
+        import torch
+
+        self.device = torch.device(device)
+        self._tensors: dict[str, dict[str, torch.Tensor]] = {}
+        for ref in checkpoints:
+            self.add(ref)
+
+    @classmethod
+    def for_recipes(cls, recipes: Iterable[Any], *, device: str = "cpu") -> ResidentCheckpoints:
+        """Load every checkpoint the recipes reference."""
+        paths: dict[str, None] = {}
+        for recipe in recipes:
+            paths.update(dict.fromkeys(_model_paths(load_recipe(recipe))))
+        return cls(paths, device=device)
+
+    def add(self, ref: str | os.PathLike) -> str:
+        """Load a checkpoint (once); return its absolute path."""
+        from mergekit.io.lazy_tensor_loader import LazyTensorLoader
+
+        path = resolve_checkpoint(ref)
+        if not is_local(path):
+            raise ValueError(f"{path} is a hub id; in-memory merging needs local checkpoints")
+        if path not in self._tensors:
+            loader = LazyTensorLoader.from_disk(path, lazy_unpickle=True)
+            self._tensors[path] = {
+                name: loader.get_tensor(name, device=str(self.device))
+                for name in loader.index.tensor_paths
+            }
+            loader.flush()
+        return path
+
+    def tensors(self, ref: str | os.PathLike) -> Mapping[str, torch.Tensor]:
+        return self._tensors[resolve_checkpoint(ref)]
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self._tensors)
+
+    def __contains__(self, ref: object) -> bool:
+        return isinstance(ref, (str, os.PathLike)) and resolve_checkpoint(ref) in self._tensors
+
+    def nbytes(self) -> int:
+        return sum(
+            t.numel() * t.element_size() for sd in self._tensors.values() for t in sd.values()
+        )
+
+
+def _resident_value(task: Any, resident: ResidentCheckpoints) -> Any:
+    """What mergekit's LoadTensor task would read from disk, taken from memory instead."""
+    from mergekit.common import dtype_from_name
+
+    tensors = resident._tensors[str(task.model.model.path)]
+    for name in [task.tensor, *(task.aliases or ()), *(task.tied_names or ())]:
+        if name in tensors:
+            x = tensors[name]
+            if task.dtype and (dtype := dtype_from_name(task.dtype)) != x.dtype:
+                x = x.to(dtype=dtype)
+            return x
+    # Not stored under any known name: mergekit's checkpoint conversions apply (rare).
+    return task.execute()
+
+
+def merge_in_memory(
+    recipe: Any, resident: ResidentCheckpoints, *, device: str | None = None
+) -> dict[str, torch.Tensor]:
+    """The merged state dict of one recipe, computed from resident tensors.
+
+    Runs mergekit's own plan (MergePlanner.plan_to_disk, as run_merge does) and merge
+    method code, with every tensor load served from `resident` and the final dtype
+    conversion mergekit applies before saving; the result is bit-identical to the
+    safetensors mergekit writes for the recipe on the same device. ``device`` is the math
+    device (default: where the resident tensors live).
+    """
+    from mergekit.architecture import get_architecture_info
+    from mergekit.common import dtype_from_name
+    from mergekit.graph import Executor, TaskHandle, TaskUniverse
+    from mergekit.io.tasks import LoaderCache, LoadTensor, SaveTensor
+    from mergekit.merge import _model_out_config
+    from mergekit.options import MergeOptions
+    from mergekit.plan import MergePlanner
+
+    config = load_recipe(recipe)
+    missing = [p for p in _model_paths(config) if p not in resident._tensors]
+    if missing:
+        raise ValueError(f"recipe uses checkpoints that are not resident: {', '.join(missing)}")
+    options = MergeOptions(quiet=True, device=device or str(resident.device))
+    arch_info = get_architecture_info(config, options)
+    LoaderCache().setup(options)
+    planner = MergePlanner(
+        config, arch_info, options=options, out_model_config=_model_out_config(config, arch_info)
+    )
+    # plan_in_memory() fails to build its tasks in mergekit 0.1.5; the disk plan is the one
+    # run_merge executes anyway. Its writer task is never run: only the tensors are targets.
+    saves = [t for t in planner.plan_to_disk(out_path="<memory>") if isinstance(t, SaveTensor)]
+    universe = TaskUniverse()
+    targets = [universe.add_task(save.tensor_task) for save in saves]
+    # Every tensor load is answered from memory; the executor never reaches the loaders.
+    cached = {
+        TaskHandle(universe, index): _resident_value(task, resident)
+        for index, task in enumerate(universe.tasks)
+        if isinstance(task, LoadTensor)
+    }
+    executor = Executor(
+        targets,
+        math_device=options.device,
+        storage_device=resident.device,
+        cached_values=cached,
+    )
+    values = dict(executor.run(quiet=True))
+    state: dict[str, torch.Tensor] = {}
+    for save in saves:
+        tensor = values[save.tensor_task]
+        if tensor is None:
+            if not save.optional:
+                raise RuntimeError(f"mergekit produced no value for {save.tensor_name}")
+            continue
+        if save.dtype:  # SaveTensor's conversion before writing
+            tensor = tensor.to(dtype=dtype_from_name(save.dtype))
+        state[save.tensor_name] = tensor
+    return state
+
+
+def load_merged(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Copy merged tensors into `model`'s parameters and buffers, in place.
+
+    Strict: every persistent tensor of the model must be given (a tied one may be left out
+    when the tensor it shares storage with is given), with the same shape and dtype
+    (no silent casts); names the model lacks are an error.
+    """
+    import torch
+
+    own = model.state_dict()
+    extra = sorted(set(state_dict) - set(own))
+    if extra:
+        raise ValueError(f"merged weights have tensors the model lacks: {extra[:5]}")
+    given_ptrs = {own[name].data_ptr() for name in state_dict}
+    for name, target in own.items():
+        if name not in state_dict:
+            if target.data_ptr() in given_ptrs:
+                continue  # tied to a tensor that is being set
+            raise ValueError(f"merged weights lack {name!r}")
+        source = state_dict[name]
+        if source.shape != target.shape or source.dtype != target.dtype:
+            raise ValueError(
+                f"{name}: merged tensor is {source.dtype} {list(source.shape)}, "
+                f"model has {target.dtype} {list(target.shape)}"
+            )
+    with torch.no_grad():
+        for name, source in state_dict.items():
+            own[name].copy_(source)

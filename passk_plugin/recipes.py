@@ -1,0 +1,456 @@
+"""mergekit recipes for interpolation grids: WiSE-FT, SLERP, toward-base and model soups.
+
+Each grid point becomes one mergekit YAML file; a ``manifest.json`` beside them lists every
+point (id, method, parameters, file, checkpoints) so a sweep can resume from files alone.
+
+Methods (checkpoints in the order given to :func:`build_grid`):
+
+- ``wise-ft`` (early, late): θ = (1−α)·θ_early + α·θ_late, ``linear`` with
+  ``normalize: false``; grid parameter ``alpha``.
+- ``slerp`` (early, late): spherical interpolation from early (t=0) to late (t=1) as in
+  WARP; grid parameter ``t``.
+- ``toward-base`` (base, ft): θ = (1−η)·θ_base + η·θ_ft, interpolation of a fine-tuned
+  model back toward its base (LITI in WARP); ``linear``, ``normalize: false``; grid
+  parameter ``eta``.
+- ``soup`` (c1, ..., cN): one point, the weighted average of N checkpoints of one run;
+  ``linear`` with explicit weights rescaled to sum to 1 and ``normalize: false`` so the
+  file states exactly what is computed.
+
+Every recipe names ``base_model`` (the early / base / first checkpoint) so mergekit takes
+config and tokenizer from it, and never sets ``tokenizer_source`` (which would resize
+embeddings). Local checkpoints are checked (config, weights, tensor shapes) and written as
+absolute paths before any file is written.
+
+Python use::
+
+    points = wise_ft_grid("ckpt/early", "ckpt/late", parse_grid("0:1:0.25"))
+    manifest = write_recipes(points, "merge_configs/my-run")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from passk_plugin.checkpoints import check_checkpoints, resolve_checkpoint
+
+METHODS: tuple[str, ...] = ("wise-ft", "slerp", "toward-base", "soup")
+# The grid parameter of each method and the letter that marks it in point ids.
+GRID_PARAMETER: dict[str, str] = {"wise-ft": "alpha", "slerp": "t", "toward-base": "eta"}
+_ID_LETTER: dict[str, str] = {"alpha": "a", "t": "t", "eta": "e"}
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "passk-recipes/1"
+# Weights are rounded so 1 − 0.7 is written as 0.3, not 0.30000000000000004.
+_WEIGHT_DIGITS = 12
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One merge of a grid: everything a mergekit recipe needs, plus a stable id.
+
+    ``models`` are in recipe order (absolute local paths or hub ids); ``weights`` are the
+    per-model ``linear`` weights (None for slerp); ``parameters`` holds the grid
+    coordinate, e.g. ``{"alpha": 0.25}``.
+    """
+
+    id: str
+    method: str
+    parameters: Mapping[str, float]
+    models: tuple[str, ...]
+    base_model: str
+    weights: tuple[float, ...] | None = None
+    dtype: str | None = None
+    out_dtype: str | None = None
+
+    def to_mergekit(self) -> dict[str, Any]:
+        """The mergekit configuration (what the YAML file holds) as a plain dict."""
+        config: dict[str, Any] = {"base_model": self.base_model}
+        if self.method == "slerp":
+            config["merge_method"] = "slerp"
+            config["parameters"] = {"t": float(self.parameters["t"])}
+            config["models"] = [{"model": m} for m in self.models]
+        else:
+            if self.weights is None or len(self.weights) != len(self.models):
+                raise ValueError(f"point {self.id}: linear merges need one weight per model")
+            config["merge_method"] = "linear"
+            # normalize: false must sit under parameters; at top level mergekit ignores it.
+            config["parameters"] = {"normalize": False}
+            config["models"] = [
+                {"model": m, "parameters": {"weight": float(w)}}
+                for m, w in zip(self.models, self.weights, strict=True)
+            ]
+        if self.dtype:
+            config["dtype"] = self.dtype
+        if self.out_dtype:
+            config["out_dtype"] = self.out_dtype
+        return {"merge_method": config.pop("merge_method"), **config}
+
+    def to_yaml(self) -> str:
+        """The recipe file's text: a comment saying what it computes, then the config."""
+        return f"# {self.describe()}\n" + yaml.safe_dump(self.to_mergekit(), sort_keys=False)
+
+    def describe(self) -> str:
+        """One line saying what the point computes."""
+        if self.method == "slerp":
+            return f"passk {self.id}: slerp from {self.models[0]} (t=0) to {self.models[1]} (t=1)"
+        terms = " + ".join(
+            f"{w:g}*{m}" for m, w in zip(self.models, self.weights or (), strict=True)
+        )
+        return f"passk {self.id}: {terms}"
+
+    def to_manifest(self, file: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "method": self.method,
+            "parameters": dict(self.parameters),
+            "file": file,
+            "checkpoints": list(self.models),
+            "base_model": self.base_model,
+            "weights": list(self.weights) if self.weights is not None else None,
+            "dtype": self.dtype,
+            "out_dtype": self.out_dtype,
+        }
+
+    @classmethod
+    def from_manifest(cls, entry: Mapping[str, Any]) -> GridPoint:
+        weights = entry.get("weights")
+        return cls(
+            id=entry["id"],
+            method=entry["method"],
+            parameters=dict(entry["parameters"]),
+            models=tuple(entry["checkpoints"]),
+            base_model=entry["base_model"],
+            weights=tuple(weights) if weights is not None else None,
+            dtype=entry.get("dtype"),
+            out_dtype=entry.get("out_dtype"),
+        )
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """A whole grid as data: method, checkpoints (in the method's order) and grid values.
+
+    ``checkpoints``: (early, late) for wise-ft and slerp, (base, ft) for toward-base,
+    (c1, ..., cN) for soup. ``grid``: α, t or η values (ignored for soup). ``weights``:
+    soup weights (None: uniform).
+    """
+
+    method: str = "wise-ft"
+    checkpoints: tuple[str, ...] = ()
+    grid: tuple[float, ...] = ()
+    weights: tuple[float, ...] | None = None
+    allow_extrapolation: bool = False
+    dtype: str | None = None
+    out_dtype: str | None = None
+    check: bool = True
+
+
+@dataclass(frozen=True)
+class RecipeFile:
+    """A grid point read back from a manifest, with the path of its YAML file."""
+
+    point: GridPoint
+    path: Path
+
+
+def _decimal(text: str, source: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"grid {source!r}: {text.strip()!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"grid {source!r}: {text.strip()!r} is not a finite number")
+    return value
+
+
+def parse_grid(text: str) -> list[float]:
+    """Parse a grid: a list ``"0,0.25,0.5"`` or a range ``"start:stop:step"`` (stop included).
+
+    Ranges are computed in decimal arithmetic, so ``"0:1:0.1"`` gives exactly the 11 values
+    0.0, 0.1, ..., 1.0 with no float drift. A single number is a one-point grid. Raises
+    ValueError for malformed text, a zero or wrong-signed step, or repeated values.
+    """
+    source = text
+    text = text.strip()
+    if not text:
+        raise ValueError("empty grid: give a list like 0,0.5,1 or a range like 0:1:0.25")
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"grid {source!r}: a range is start:stop:step, e.g. 0:1:0.1")
+        start, stop, step = (_decimal(p, source) for p in parts)
+        if step == 0 or (stop - start) * step < 0:
+            raise ValueError(f"grid {source!r}: step {step} never reaches {stop} from {start}")
+        count = int((stop - start) / step) + 1
+        values = [float(start + i * step) for i in range(count)]
+    else:
+        values = [float(_decimal(p, source)) for p in text.split(",") if p.strip()]
+    values = [0.0 if v == 0 else v for v in values]  # no -0.0 in ids
+    if len(set(values)) != len(values):
+        raise ValueError(f"grid {source!r} repeats a value")
+    return values
+
+
+def point_id(method: str, parameter: str, value: float) -> str:
+    """A stable, filesystem-safe id such as ``wise-ft_a0.250``.
+
+    Three decimals; ids of values in [0, 10) sort in value order.
+    """
+    value = 0.0 if value == 0 else value
+    return f"{method}_{_ID_LETTER[parameter]}{value:.3f}"
+
+
+def _check_values(method: str, values: Sequence[float], allow_extrapolation: bool) -> None:
+    parameter = GRID_PARAMETER[method]
+    if not values:
+        raise ValueError(f"{method}: the {parameter} grid is empty")
+    for v in values:
+        if not math.isfinite(v):
+            raise ValueError(f"{method}: {parameter}={v} is not a finite number")
+        if not allow_extrapolation and not 0.0 <= v <= 1.0:
+            raise ValueError(
+                f"{method}: {parameter}={v:g} is outside [0, 1]; "
+                "pass allow_extrapolation (--allow-extrapolation) to extrapolate"
+            )
+    ids = [point_id(method, parameter, v) for v in values]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{method}: {parameter} values closer than 0.001 give the same point id")
+
+
+def _pair(refs: Sequence[str | os.PathLike], check: bool) -> list[str]:
+    return check_checkpoints(refs) if check else [resolve_checkpoint(r) for r in refs]
+
+
+def _linear_pair_grid(
+    method: str,
+    first: str | os.PathLike,
+    second: str | os.PathLike,
+    values: Sequence[float],
+    allow_extrapolation: bool,
+    dtype: str | None,
+    out_dtype: str | None,
+    check: bool,
+) -> list[GridPoint]:
+    _check_values(method, values, allow_extrapolation)
+    a, b = _pair([first, second], check)
+    parameter = GRID_PARAMETER[method]
+    return [
+        GridPoint(
+            id=point_id(method, parameter, v),
+            method=method,
+            parameters={parameter: v},
+            models=(a, b),
+            base_model=a,
+            weights=(round(1.0 - v, _WEIGHT_DIGITS), round(v, _WEIGHT_DIGITS)),
+            dtype=dtype,
+            out_dtype=out_dtype,
+        )
+        for v in values
+    ]
+
+
+def wise_ft_grid(
+    early: str | os.PathLike,
+    late: str | os.PathLike,
+    alphas: Sequence[float],
+    *,
+    allow_extrapolation: bool = False,
+    dtype: str | None = None,
+    out_dtype: str | None = None,
+    check: bool = True,
+) -> list[GridPoint]:
+    """WiSE-FT points θ_α = (1−α)·θ_early + α·θ_late, one per α (base_model = early).
+
+    Raises ValueError for α outside [0, 1] (unless allow_extrapolation) or incompatible
+    checkpoints, FileNotFoundError for missing ones. ``check=False`` skips the checkpoint
+    comparison (paths are still resolved).
+    """
+    return _linear_pair_grid(
+        "wise-ft", early, late, alphas, allow_extrapolation, dtype, out_dtype, check
+    )
+
+
+def toward_base_grid(
+    base: str | os.PathLike,
+    ft: str | os.PathLike,
+    etas: Sequence[float],
+    *,
+    allow_extrapolation: bool = False,
+    dtype: str | None = None,
+    out_dtype: str | None = None,
+    check: bool = True,
+) -> list[GridPoint]:
+    """Points θ_η = (1−η)·θ_base + η·θ_ft, one per η (base_model = base)."""
+    return _linear_pair_grid(
+        "toward-base", base, ft, etas, allow_extrapolation, dtype, out_dtype, check
+    )
+
+
+def slerp_grid(
+    early: str | os.PathLike,
+    late: str | os.PathLike,
+    ts: Sequence[float],
+    *,
+    allow_extrapolation: bool = False,
+    dtype: str | None = None,
+    out_dtype: str | None = None,
+    check: bool = True,
+) -> list[GridPoint]:
+    """SLERP points from early (t=0) to late (t=1), one per t (base_model = early)."""
+    _check_values("slerp", ts, allow_extrapolation)
+    a, b = _pair([early, late], check)
+    return [
+        GridPoint(
+            id=point_id("slerp", "t", t),
+            method="slerp",
+            parameters={"t": t},
+            models=(a, b),
+            base_model=a,
+            dtype=dtype,
+            out_dtype=out_dtype,
+        )
+        for t in ts
+    ]
+
+
+def soup_grid(
+    checkpoints: Sequence[str | os.PathLike],
+    weights: Sequence[float] | None = None,
+    *,
+    dtype: str | None = None,
+    out_dtype: str | None = None,
+    check: bool = True,
+) -> list[GridPoint]:
+    """A one-point grid: the (weighted) average of N checkpoints (base_model = the first).
+
+    ``weights`` (default uniform) must be non-negative with a positive sum; they are
+    rescaled to sum to 1. The id is ``soup_n<N>`` (uniform) or ``soup_n<N>_w<w1>_<w2>...``.
+    """
+    if len(checkpoints) < 2:
+        raise ValueError(f"soup needs at least 2 checkpoints, got {len(checkpoints)}")
+    n = len(checkpoints)
+    if weights is None:
+        raw = [1.0] * n
+    else:
+        raw = [float(w) for w in weights]
+        if len(raw) != n:
+            raise ValueError(f"soup: {len(raw)} weights for {n} checkpoints")
+        if any(not math.isfinite(w) or w < 0 for w in raw) or sum(raw) <= 0:
+            raise ValueError("soup: weights must be non-negative with a positive sum")
+    total = math.fsum(raw)
+    normalized = tuple(round(w / total, _WEIGHT_DIGITS) for w in raw)
+    refs = _pair(checkpoints, check)
+    if len(set(refs)) != len(refs):
+        raise ValueError("soup: a checkpoint is listed twice; give it a larger weight instead")
+    point = f"soup_n{n}"
+    if weights is not None:
+        point += "_w" + "_".join(f"{w:.3f}" for w in normalized)
+    return [
+        GridPoint(
+            id=point,
+            method="soup",
+            parameters={"n": float(n)},
+            models=tuple(refs),
+            base_model=refs[0],
+            weights=normalized,
+            dtype=dtype,
+            out_dtype=out_dtype,
+        )
+    ]
+
+
+def build_grid(spec: RecipeSpec) -> list[GridPoint]:
+    """The grid points of `spec`; raises ValueError/FileNotFoundError on bad input."""
+    if spec.method not in METHODS:
+        raise ValueError(
+            f"unknown merge method {spec.method!r}; choose one of {', '.join(METHODS)}"
+        )
+    kwargs: dict[str, Any] = {"dtype": spec.dtype, "out_dtype": spec.out_dtype, "check": spec.check}
+    if spec.method == "soup":
+        return soup_grid(spec.checkpoints, spec.weights, **kwargs)
+    if len(spec.checkpoints) != 2:
+        roles = "base and ft" if spec.method == "toward-base" else "early and late"
+        raise ValueError(
+            f"{spec.method} needs two checkpoints ({roles}), got {len(spec.checkpoints)}"
+        )
+    if spec.weights is not None:
+        raise ValueError(f"weights apply to soup only, not {spec.method}")
+    make = {"wise-ft": wise_ft_grid, "slerp": slerp_grid, "toward-base": toward_base_grid}
+    return make[spec.method](
+        *spec.checkpoints,
+        list(spec.grid),
+        allow_extrapolation=spec.allow_extrapolation,
+        **kwargs,
+    )
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_recipes(points: Sequence[GridPoint], out_dir: str | os.PathLike) -> Path:
+    """Write one ``<id>.yaml`` per point and ``manifest.json`` into out_dir; return the manifest.
+
+    Every file is written atomically; the manifest is written last, so a manifest on disk
+    always lists recipes that exist. Raises ValueError for an empty grid, duplicate or
+    unsafe ids.
+    """
+    if not points:
+        raise ValueError("no grid points to write")
+    ids = [p.id for p in points]
+    if len(set(ids)) != len(ids):
+        raise ValueError("grid points share an id")
+    for pid in ids:
+        if not _SAFE_ID.match(pid):
+            raise ValueError(f"point id {pid!r} is not filesystem-safe")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for point in points:
+        file = f"{point.id}.yaml"
+        _atomic_write(out / file, point.to_yaml())
+        entries.append(point.to_manifest(file))
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "name": out.resolve().name,
+        "methods": sorted({p.method for p in points}),
+        "checkpoints": list(dict.fromkeys(m for p in points for m in p.models)),
+        "points": entries,
+    }
+    path = out / MANIFEST_NAME
+    _atomic_write(path, json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def read_manifest(path: str | os.PathLike) -> list[RecipeFile]:
+    """The points of a manifest (a manifest.json or its directory), with their YAML paths."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no recipe manifest at {path}; write one with `passk recipes`")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path} is not a passk recipe manifest ({MANIFEST_FORMAT})")
+    return [
+        RecipeFile(point=GridPoint.from_manifest(e), path=path.parent / e["file"])
+        for e in data["points"]
+    ]
