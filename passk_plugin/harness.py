@@ -8,19 +8,22 @@ How a passk task scores all n samples of a problem:
    where the YAML's metadata says `majority_vote: true`.
 2. One filter named `all` (lm_eval's `custom` filter with `filter_fn: grade_<bench>`) grades
    every sample of every problem at once, so code runs in parallel over the whole task, and
-   leaves per problem a list of verdict dicts {"correct", "answer", "result"} (one per
-   sample, in generation order; the raw text stays in lm_eval's `resps`).
+   leaves per problem a list of verdicts, one per sample in generation order, each a JSON
+   object string {"correct", "answer", "result"} (lm_eval's --log_samples writes non-string
+   values as Python reprs; `parse_verdicts` reads them back). The raw text stays in `resps`.
 3. `PasskTask.process_results` turns one problem's verdicts into pass@k, maj@k, n and c.
    lm_eval averages them over problems and gives the standard error of the mean, so results
    read "pass@1,all" and "pass@1_stderr,all".
 
-Grading options from the metadata: `grade_timeout` (seconds per sample) and `grade_workers`
-(parallel graders). The graders know nothing about lm_eval; this module only adapts them.
+Grading options from the metadata: `grade_timeout` (seconds per sample, MATH and HumanEval)
+and `grade_workers` (parallel HumanEval test processes). The graders know nothing about
+lm_eval; this module only adapts them.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,8 +95,11 @@ def metric_list(settings: PasskSettings) -> list[dict[str, Any]]:
     return entries
 
 
-def score_problem(verdicts: Sequence[Mapping[str, Any]], settings: PasskSettings) -> dict[str, Any]:
-    """pass@k (and maj@k) of one problem from its per-sample verdicts."""
+def score_problem(
+    verdicts: Sequence[Mapping[str, Any] | str], settings: PasskSettings
+) -> dict[str, Any]:
+    """pass@k (and maj@k), n and c of one problem from its per-sample verdicts."""
+    verdicts = parse_verdicts(verdicts)
     n = len(verdicts)
     correct = [bool(v["correct"]) for v in verdicts]
     c = sum(correct)
@@ -152,38 +158,45 @@ def _bind_filter_options(filter_list: Any, options: dict[str, Any]) -> Any:
 # ---------------------------------------------------------------- filters: grade all samples
 
 
-def _verdict_lists(
-    resps: Sequence[Sequence[str]], verdicts: Sequence[Verdict]
-) -> list[list[dict[str, Any]]]:
+def encode_verdict(verdict: Verdict) -> str:
+    """One sample's verdict as the JSON object string stored in filtered_resps."""
+    return json.dumps(verdict.to_dict(), ensure_ascii=False)
+
+
+def parse_verdicts(entries: Sequence[Mapping[str, Any] | str]) -> list[dict[str, Any]]:
+    """Per-sample verdict dicts from a logged sample's filtered_resps entry (JSON strings)."""
+    return [dict(e) if isinstance(e, Mapping) else json.loads(e) for e in entries]
+
+
+def _verdict_lists(resps: Sequence[Sequence[str]], verdicts: Sequence[Verdict]) -> list[list[str]]:
     """Regroup a flat list of verdicts (problem-major order) into one list per problem."""
     out, start = [], 0
     for samples in resps:
-        out.append([v.to_dict() for v in verdicts[start : start + len(samples)]])
+        out.append([encode_verdict(v) for v in verdicts[start : start + len(samples)]])
         start += len(samples)
     return out
 
 
 def _grade_each(
-    grade: Callable[..., Verdict],
-    resps: Sequence[Sequence[str]],
-    docs: Sequence[dict],
-    **kwargs: Any,
-) -> list[list[dict[str, Any]]]:
-    flat = [
-        grade(text, doc, **kwargs)
-        for samples, doc in zip(resps, docs, strict=True)
-        for text in samples
-    ]
+    grade: Callable[..., Verdict], resps: Sequence[Sequence[str]], docs: Sequence[dict]
+) -> list[list[str]]:
+    """Grade every (sample, problem) pair in order.
+
+    Serial on purpose: a MATH check takes ~5-10 ms, so even 5000 problems x 16 samples
+    grade in minutes next to hours of generation, and a process pool would need every
+    user script to carry an `if __name__ == "__main__":` guard.
+    """
+    flat = [grade(text, doc) for samples, doc in zip(resps, docs, strict=True) for text in samples]
     return _verdict_lists(resps, flat)
 
 
 def grade_gsm8k(
     resps: Sequence[Sequence[str]], docs: Sequence[dict], **options: Any
-) -> list[list[dict[str, Any]]]:
+) -> list[list[str]]:
     """lm_eval custom filter: GSM8K verdicts for every sample of every problem."""
     from passk_plugin.graders import gsm8k
 
-    del options  # number matching needs no timeout and is fast enough serially
+    del options  # number matching needs no timeout
     return _grade_each(gsm8k.grade, resps, docs)
 
 
@@ -192,13 +205,15 @@ def grade_math(
     docs: Sequence[dict],
     timeout: float | None = None,
     **options: Any,
-) -> list[list[dict[str, Any]]]:
+) -> list[list[str]]:
     """lm_eval custom filter: MATH verdicts (math-verify equivalence) for every sample."""
     from passk_plugin.graders import math as math_grader
 
     del options
-    kwargs = {} if timeout is None else {"timeout": float(timeout)}
-    return _grade_each(math_grader.grade, resps, docs, **kwargs)
+    grade = math_grader.grade
+    if timeout is not None:
+        grade = functools.partial(math_grader.grade, timeout=float(timeout))
+    return _grade_each(grade, resps, docs)
 
 
 def grade_humaneval(
@@ -207,7 +222,7 @@ def grade_humaneval(
     timeout: float | None = None,
     workers: int | None = None,
     **options: Any,
-) -> list[list[dict[str, Any]]]:
+) -> list[list[str]]:
     """lm_eval custom filter: run every sample's tests, in parallel over the whole task."""
     from passk_plugin.graders import humaneval
 
