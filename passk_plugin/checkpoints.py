@@ -8,6 +8,7 @@ be inspected offline and are passed through unchanged.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ SHAPE_FIELDS: tuple[str, ...] = (
     "tie_word_embeddings",
 )
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+(@[A-Za-z0-9._/-]+)?")
+
 # mergekit reads "a@rev" as a revision and "a+b" as a LoRA on top of a.
 _MERGEKIT_SPECIAL = ("@", "+")
 
@@ -46,11 +49,14 @@ class CheckpointInfo:
 def is_local(ref: str | Path) -> bool:
     """True when `ref` names a local directory rather than a hub id.
 
-    A reference is local when it exists, or when it looks like a path (starts with
-    ``/``, ``.`` or ``~``): such a reference that does not exist is a typo, not a hub id.
+    A reference is local when it exists, when it looks like a path (starts with ``/``,
+    ``.`` or ``~``), or when it is not shaped like a hub id ``org/name``: a bare ``late``
+    that does not exist is a typo, not a hub model.
     """
     text = str(ref)
-    return text.startswith(("/", ".", "~")) or Path(text).expanduser().exists()
+    if text.startswith(("/", ".", "~")) or Path(text).expanduser().exists():
+        return True
+    return _HUB_ID.fullmatch(text) is None
 
 
 def resolve_checkpoint(ref: str | Path) -> str:
@@ -64,7 +70,9 @@ def resolve_checkpoint(ref: str | Path) -> str:
         return str(ref)
     path = Path(ref).expanduser().resolve()
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {ref} (looked at {path})")
+        raise FileNotFoundError(
+            f"checkpoint not found: {ref} (looked at {path}; hub ids look like org/name)"
+        )
     if not path.is_dir():
         raise FileNotFoundError(
             f"checkpoint {ref} is a file; give the directory holding config.json and weights"

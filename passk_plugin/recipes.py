@@ -202,6 +202,14 @@ def parse_grid(text: str) -> list[float]:
     return values
 
 
+def parse_weights(text: str) -> list[float]:
+    """Parse a comma-separated weight list such as ``"1,1,2"`` (repeats allowed)."""
+    values = [float(_decimal(p, text)) for p in text.split(",") if p.strip()]
+    if not values:
+        raise ValueError(f"weights {text!r}: give a list like 1,1,2")
+    return values
+
+
 def point_id(method: str, parameter: str, value: float) -> str:
     """A stable, filesystem-safe id such as ``wise-ft_a0.250``.
 
