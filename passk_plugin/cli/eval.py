@@ -1,0 +1,148 @@
+"""`passk eval`: lm_eval's `run` with passk's tasks (and backends, where installed) built in.
+
+Every lm_eval option works as usual. On top:
+
+  --n N        samples per problem (becomes --metadata n=N)
+  --k LIST     pass@k list, e.g. 1,2,8 (becomes --metadata k=LIST; default 1,2,4,...,n)
+
+passk's task directory is added to --include_path (beside the user's own, if any). When
+every requested task is one found there (or in the user's --include_path), lm_eval's
+~14,700 built-in tasks are not indexed, which saves ~10 s per run: lm_eval offers no
+option for that, so the run temporarily swaps `lm_eval.tasks.TaskManager` for a subclass
+with include_defaults=False (lm_eval's CLI builds its TaskManager from there). If a later
+lm_eval stops looking it up there, runs stay correct and only lose the saving.
+
+Seeds: lm_eval seeds python/numpy/torch/few-shot by default (0,1234,1234,1234), so a run
+is reproducible and every checkpoint of a sweep draws from the same random stream; pass
+--seed to draw different samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from passk_plugin.metrics import parse_ks
+from passk_plugin.paths import tasks_dir
+
+PROG = "passk eval"
+
+
+def _own_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, add_help=False, allow_abbrev=False)
+    parser.add_argument("--n", type=int, default=None, help="samples per problem")
+    parser.add_argument("--k", type=str, default=None, help="pass@k list, e.g. 1,2,8")
+    return parser
+
+
+def _sampling_metadata(n: int | None, k: str | None) -> dict[str, Any]:
+    """--n/--k as task metadata; checks what can be checked before any model loads."""
+    metadata: dict[str, Any] = {}
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"--n must be at least 1, got {n}")
+        metadata["n"] = n
+    if k is not None:
+        if n is not None:
+            parse_ks(k, n)  # k > n is an error now, not after the model has loaded
+        metadata["k"] = k
+    return metadata
+
+
+def _import_backends() -> None:
+    """Register passk's lm_eval models (hf-passk, vllm-passk) where that package exists."""
+    if importlib.util.find_spec("passk_plugin.backends") is not None:
+        importlib.import_module("passk_plugin.backends")
+
+
+def _include_paths(user_path: str | Sequence[str] | None) -> list[str]:
+    paths = [str(tasks_dir())]
+    if isinstance(user_path, str):
+        paths.append(user_path)
+    elif user_path:
+        paths.extend(str(p) for p in user_path)
+    return paths
+
+
+def only_local_tasks(requested: Sequence[str] | None, include_paths: Sequence[str]) -> bool:
+    """Whether every requested task/group/tag name is defined under include_paths."""
+    if not requested:
+        return False
+    from lm_eval.tasks._index import TaskIndex
+
+    names = TaskIndex.build([Path(p) for p in include_paths])
+    wanted = [t for item in requested for t in str(item).split(",") if t]
+    return bool(wanted) and all(t in names for t in wanted)
+
+
+@contextlib.contextmanager
+def builtin_tasks_skipped() -> Iterator[None]:
+    """Within the block, TaskManagers that lm_eval's CLI builds skip the built-in tasks."""
+    import lm_eval.tasks as lm_tasks
+
+    original = lm_tasks.TaskManager
+
+    class LocalTaskManager(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["include_defaults"] = False
+            super().__init__(*args, **kwargs)
+
+    lm_tasks.TaskManager = LocalTaskManager
+    try:
+        yield
+    finally:
+        lm_tasks.TaskManager = original
+
+
+def _print_help() -> None:
+    print(__doc__)
+    print("lm_eval's options follow.\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        _print_help()
+        argv = ["--help"]
+    ours, rest = _own_parser().parse_known_args(argv)
+    try:
+        extra_metadata = _sampling_metadata(ours.n, ours.k)
+    except ValueError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+    from lm_eval._cli import HarnessCLI
+    from lm_eval.utils import setup_logging
+
+    setup_logging()
+    cli = HarnessCLI()
+    saved_argv = sys.argv
+    sys.argv = [PROG, "run", *rest]
+    try:
+        args = cli.parse_args()
+    finally:
+        sys.argv = saved_argv
+    if extra_metadata:
+        args.metadata = {**(args.metadata or {}), **extra_metadata}
+    args.include_path = _include_paths(getattr(args, "include_path", None))
+    _import_backends()
+
+    skip_builtins = only_local_tasks(getattr(args, "tasks", None), args.include_path)
+    if skip_builtins:
+        logging.getLogger(__name__).info("only passk/include_path tasks requested")
+    scope = builtin_tasks_skipped() if skip_builtins else contextlib.nullcontext()
+    try:
+        with scope:
+            cli.execute(args)
+    except ValueError as err:
+        # Bad settings (k > n, unknown task, ...) are the user's to fix: one clear line.
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
