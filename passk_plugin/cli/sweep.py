@@ -1,0 +1,207 @@
+"""`passk sweep`: merge, evaluate and report a grid of interpolations (resumable).
+
+    passk sweep --early ckpt/early --late ckpt/late --alphas 0:1:0.25 \\
+        --temperatures 0.4,0.7,1.0 --tasks gsm8k_passk --n 8 --out runs/wiseft
+
+Rerun the same command after an interruption: finished points are kept and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ALPHAS = "0:1:0.25"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("grid")
+    g.add_argument("--early", help="early checkpoint (α = 0)")
+    g.add_argument("--late", help="late checkpoint (α = 1; also the temperature baseline)")
+    g.add_argument("--recipes", help="a `passk recipes` directory (or its manifest.json)")
+    g.add_argument(
+        "--alphas",
+        help=f"grid of α (t for slerp, η for toward-base): 0,0.5,1 or start:stop:step "
+        f"[{DEFAULT_ALPHAS}]",
+    )
+    g.add_argument(
+        "--method", default="wise-ft", help="merge method: wise-ft, slerp, toward-base [wise-ft]"
+    )
+    g.add_argument(
+        "--temperatures",
+        help="also evaluate the late checkpoint (no merge) at these sampling temperatures, "
+        "the WiSE-FT paper's baseline: 0.4,0.7,1.0 or start:stop:step",
+    )
+
+    e = parser.add_argument_group("evaluation (changing these needs a new --out or --force)")
+    e.add_argument("--tasks", default="gsm8k_passk", help="comma-separated tasks [gsm8k_passk]")
+    e.add_argument("--n", type=int, help="samples per problem [the task's default]")
+    e.add_argument("--k", help="k values for pass@k, e.g. 1,2,4,8 [1,2,4,...,n]")
+    e.add_argument("--temperature", type=float, help="sampling temperature [the task's]")
+    e.add_argument("--top-p", type=float, help="nucleus sampling top_p [the task's]")
+    e.add_argument("--max-gen-toks", type=int, help="generation length limit [the task's]")
+    e.add_argument("--gen-kwargs", help="more generation kwargs for lm_eval: key=value,...")
+    e.add_argument("--model", default="hf", help="lm_eval model type [hf]")
+    e.add_argument(
+        "--model-args", default="", help="lm_eval model args (pretrained= is filled per point)"
+    )
+    e.add_argument("--limit", help="evaluate only the first N problems (or a fraction < 1)")
+    e.add_argument("--seed", type=int, default=1234, help="seed of every point's sampling [1234]")
+    e.add_argument("--num-fewshot", type=int, help="override the tasks' few-shot count")
+    e.add_argument(
+        "--apply-chat-template",
+        nargs="?",
+        const=True,
+        default=False,
+        help="format prompts with the model's chat template (optionally its name)",
+    )
+    e.add_argument("--system-instruction", help="system message to prepend")
+    e.add_argument(
+        "--include-path", action="append", default=[], help="extra directory of task YAMLs"
+    )
+
+    r = parser.add_argument_group("run")
+    r.add_argument("--out", required=True, type=Path, help="run directory (RUN_DIR)")
+    r.add_argument("--batch-size", help="lm_eval batch size [lm_eval's default]")
+    r.add_argument("--device", help="device for evaluation, e.g. cuda:0 or cpu")
+    r.add_argument(
+        "--keep-merged",
+        action="store_true",
+        help="keep merged weights under RUN_DIR/merged (default: delete after evaluation)",
+    )
+    r.add_argument("--executor", default="local", help="how points are run [local]")
+    r.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="merge in memory into one resident model instead of writing merged weights "
+        "(hf models only)",
+    )
+    r.add_argument(
+        "--confirm-run-unsafe-code",
+        action="store_true",
+        help="allow tasks that execute model-written code (humaneval_passk)",
+    )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="discard stored points made with other settings and start over",
+    )
+    r.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _args_string(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    from lm_eval.utils import simple_parse_args_string
+
+    return simple_parse_args_string(text)
+
+
+def _limit(text: str | None) -> int | float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise ValueError(f"--limit must be a number, got {text!r}") from err
+    if value <= 0:
+        raise ValueError(f"--limit must be positive, got {text}")
+    return value if value < 1 else int(value)
+
+
+def _batch_size(text: str | None) -> int | str | None:
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def settings_from_args(args: argparse.Namespace):
+    from passk_plugin.sweep import EvalSettings
+
+    gen = _args_string(args.gen_kwargs)
+    for key, value in (
+        ("temperature", args.temperature),
+        ("top_p", args.top_p),
+        ("max_gen_toks", args.max_gen_toks),
+    ):
+        if value is not None:
+            gen[key] = value
+    return EvalSettings(
+        tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
+        n=args.n,
+        k=args.k,
+        gen_kwargs=gen,
+        model=args.model,
+        model_args=_args_string(args.model_args),
+        limit=_limit(args.limit),
+        seed=args.seed,
+        num_fewshot=args.num_fewshot,
+        apply_chat_template=args.apply_chat_template,
+        system_instruction=args.system_instruction,
+        include_paths=[str(Path(p).resolve()) for p in args.include_path],
+    )
+
+
+def grid_from_args(args: argparse.Namespace, run_dir: Path) -> list:
+    from passk_plugin.recipes import parse_grid
+    from passk_plugin.sweep import merge_points, points_from_manifest, temperature_points
+
+    specs = []
+    late = args.late
+    if args.recipes:
+        if args.early or args.alphas:
+            raise ValueError("--recipes already holds the grid: drop --early/--alphas")
+        specs += points_from_manifest(args.recipes)
+        if late is None and args.temperatures:
+            seconds = {s.parameters.get("checkpoints", [None, None])[-1] for s in specs}
+            if len(seconds) != 1 or None in seconds:
+                raise ValueError("--temperatures needs --late: the recipes name no single one")
+            late = seconds.pop()
+    elif args.early or args.alphas:
+        if not (args.early and late):
+            raise ValueError("a merge grid needs both --early and --late")
+        alphas = parse_grid(args.alphas or DEFAULT_ALPHAS)
+        specs += merge_points(args.early, late, alphas, run_dir / "recipes", method=args.method)
+    if args.temperatures:
+        if late is None:
+            raise ValueError("--temperatures evaluates the late checkpoint: give --late")
+        specs += temperature_points(late, parse_grid(args.temperatures))
+    if not specs:
+        raise ValueError(
+            "nothing to run: give --early/--late (with --alphas), --recipes DIR, "
+            "or --late with --temperatures"
+        )
+    return specs
+
+
+def run(args: argparse.Namespace) -> int:
+    from passk_plugin.sweep import RunOptions, run_sweep
+    from passk_plugin.sweep_store import RunStore
+
+    settings = settings_from_args(args)
+    run_dir = args.out.resolve()
+    specs = grid_from_args(args, run_dir)
+    options = RunOptions(
+        batch_size=_batch_size(args.batch_size),
+        device=args.device,
+        keep_merged=args.keep_merged,
+        confirm_run_unsafe_code=args.confirm_run_unsafe_code,
+        in_memory=args.in_memory,
+    )
+    results = run_sweep(
+        run_dir,
+        specs,
+        settings,
+        options,
+        executor=args.executor,
+        force=args.force,
+        report=not args.no_report,
+        progress=not args.no_progress,
+    )
+    done = sum(r.status == "done" for r in results)
+    print(f"{done} points evaluated, {len(results) - done} already done; run directory {run_dir}")
+    if not args.no_report:
+        print(f"report: {RunStore(run_dir).report_dir / 'leaderboard.md'}")
+    return 0

@@ -1,0 +1,110 @@
+"""Leaderboard tables, plots and the bias-variance view, built from stored results alone.
+
+`build_report(run_dir)` reads a sweep's finished points; `build_report(results_dirs=[...],
+out=...)` reads plain `lm_eval --output_path` directories. Nothing is re-evaluated and every
+file is written atomically, so a report can be rebuilt at any time, even mid-sweep.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import astuple
+from pathlib import Path
+
+from passk_plugin.report import biasvar, plots, tables
+from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run
+from passk_plugin.sweep_store import RunStore, atomic_write_bytes, atomic_write_text
+
+__all__ = ["build_report", "collect_run", "collect_lm_eval_dirs", "write_report"]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def write_report(
+    records: Sequence[PointRecord],
+    out: str | Path,
+    *,
+    title: str = "Leaderboard",
+    with_plots: bool = True,
+) -> dict[str, Path]:
+    """Write every table and plot for `records` into `out`; returns name -> path."""
+    if not records:
+        raise ValueError("no finished results to report on")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    def put_text(name: str, text: str) -> None:
+        written[name] = atomic_write_text(out / name, text)
+
+    board = tables.build_leaderboard(records)
+    bv_rows = biasvar.bias_variance_rows(records)
+    put_text("leaderboard.md", tables.to_markdown(board, title))
+    put_text("leaderboard.csv", tables.to_csv(board))
+    put_text("leaderboard.json", tables.to_json(board))
+    put_text("biasvar.md", biasvar.to_markdown(bv_rows))
+    put_text("biasvar.csv", biasvar.to_csv(bv_rows))
+    put_text("biasvar.json", biasvar.to_json(bv_rows))
+
+    images: dict[str, bytes] = {}
+    if with_plots:
+        task_names = sorted({t for r in records for t in r.tasks})
+        makers = [
+            ("passk_vs_k", lambda t: plots.passk_vs_k(records, t)),
+            ("pass1_vs_passk", lambda t: plots.pass1_vs_passk(records, t)),
+            ("metric_vs_alpha", lambda t: plots.metric_vs_alpha(records, t)),
+            ("rho_hist", lambda t: plots.rho_histograms(records, t)),
+            ("biasvar", lambda t: plots.biasvar_chart(bv_rows, t)),
+        ]
+        for task in task_names:
+            for prefix, make in makers:
+                png = make(task)
+                if png is not None:
+                    name = f"{prefix}_{_safe(task)}.png"
+                    images[name] = png
+                    written[name] = atomic_write_bytes(out / name, png)
+
+    bv_head = [f.replace("_", " ") for f in biasvar.BiasVarianceRow.__dataclass_fields__]
+    extra = ""
+    if bv_rows:
+        extra = (
+            "<h2>Bias-variance view</h2>\n<p>"
+            + (
+                "ρ = c/n per problem. 1 − Pass@k = (1 − mean ρ)^k (Jensen term) + excess; "
+                "the excess is what the spread of ρ over problems costs."
+            )
+            + "</p>\n"
+            + tables.html_table(bv_head, [astuple(r) for r in bv_rows])
+        )
+    put_text("leaderboard.html", tables.to_html(board, title, images, extra))
+    return written
+
+
+def build_report(
+    run_dir: str | Path | None = None,
+    *,
+    results_dirs: Sequence[str | Path] | None = None,
+    out: str | Path | None = None,
+    title: str | None = None,
+    with_plots: bool = True,
+) -> dict[str, Path]:
+    """Report on a sweep's run directory, or on lm_eval output directories."""
+    if (run_dir is None) == (not results_dirs):
+        raise ValueError("give a sweep RUN_DIR or --results DIR..., not both or neither")
+    if run_dir is not None:
+        store = RunStore(run_dir)
+        records = collect_run(store.root)
+        if not records:
+            raise ValueError(f"{store.root} has no finished points yet: run `passk sweep` first")
+        dest = Path(out) if out is not None else store.report_dir
+        name = title or f"Leaderboard: {store.root.name}"
+    else:
+        if out is None:
+            raise ValueError("--results needs --out DIR for the report")
+        records = collect_lm_eval_dirs(list(results_dirs or []))
+        dest = Path(out)
+        name = title or "Leaderboard"
+    return write_report(records, dest, title=name, with_plots=with_plots)

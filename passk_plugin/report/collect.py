@@ -1,0 +1,300 @@
+"""Read stored results back: a sweep's run directory, or plain `lm_eval --output_path` dirs.
+
+Nothing is evaluated here; every number comes from the stored results.json / results_*.json
+and the logged samples beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from passk_plugin.sweep_store import (
+    POINT_SPEC_FILE,
+    RESULTS_FILE,
+    RunStore,
+    read_json,
+    samples_file_name,
+)
+
+PREFERRED_FILTER = "all"
+# Per-problem fields a task may log beside its metrics; they are counts, not scores.
+NON_METRIC_KEYS = frozenset({"alias", "n", "c", "samples", "name", "sample_len"})
+_PASS = re.compile(r"^pass@(\d+)$")
+_MAJ = re.compile(r"^maj@(\d+)$")
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task's stored numbers for one model point."""
+
+    task: str
+    metrics: dict[str, float]
+    stderrs: dict[str, float]
+    filter: str | None = None
+    temperature: float | None = None
+    # Per-problem sample counts from the logged samples (None when samples were not kept).
+    n: np.ndarray | None = None
+    c: np.ndarray | None = None
+    rho: np.ndarray | None = None  # per-problem Pass@1 (c / n)
+
+    @property
+    def ks(self) -> list[int]:
+        return sorted(int(m.group(1)) for key in self.metrics if (m := _PASS.match(key)))
+
+
+@dataclass(frozen=True)
+class PointRecord:
+    """A model point as the report sees it: identity plus results per task."""
+
+    id: str
+    label: str
+    method: str | None = None
+    alpha: float | None = None
+    temperature: float | None = None
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+    source: str = ""
+
+
+def metric_sort_key(name: str) -> tuple[int, int, str]:
+    if m := _PASS.match(name):
+        return (0, int(m.group(1)), name)
+    if m := _MAJ.match(name):
+        return (1, int(m.group(1)), name)
+    return (2, 0, name)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def split_metrics(
+    task_results: Mapping[str, Any],
+) -> tuple[dict[str, float], dict[str, float], str | None]:
+    """lm_eval's "metric,filter" keys -> ({metric: value}, {metric: stderr}, filter).
+
+    Uses the "all" filter (every sample scored) when there is one, else the first filter.
+    lm_eval writes "N/A" for a stderr it did not compute; those become NaN.
+    """
+    by_filter: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+    for key, value in task_results.items():
+        if "," not in key:
+            continue
+        name, filt = key.split(",", 1)
+        vals, errs = by_filter.setdefault(filt, ({}, {}))
+        if name.endswith("_stderr"):
+            base = name[: -len("_stderr")]
+            errs[base] = float(value) if _is_number(value) else math.nan
+        elif _is_number(value) and name not in NON_METRIC_KEYS:
+            vals[name] = float(value)
+    if not by_filter:
+        return {}, {}, None
+    filt = PREFERRED_FILTER if PREFERRED_FILTER in by_filter else next(iter(by_filter))
+    vals, errs = by_filter[filt]
+    vals = dict(sorted(vals.items(), key=lambda kv: metric_sort_key(kv[0])))
+    return vals, {k: errs.get(k, math.nan) for k in vals}, filt
+
+
+def task_temperature(results: Mapping[str, Any], task: str) -> float | None:
+    """The sampling temperature a task actually ran with (after gen_kwargs overrides)."""
+    cfg = results.get("configs", {}).get(task, {})
+    gen = cfg.get("generation_kwargs") or {}
+    temp = gen.get("temperature")
+    if temp is None:
+        return None
+    if gen.get("do_sample") is False:
+        return 0.0
+    try:
+        return float(temp)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_samples(path: Path, filt: str | None) -> list[dict[str, Any]]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                if filt is None or row.get("filter", filt) == filt:
+                    rows.append(row)
+    return rows
+
+
+def counts_from_samples(
+    samples: Sequence[Mapping[str, Any]],
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Per-problem (n, c, rho) from logged samples.
+
+    Tasks log n and c per problem; without them, the per-problem "pass@1" (which is c/n)
+    still gives rho.
+    """
+    if not samples:
+        return None, None, None
+    rows = sorted(samples, key=lambda r: r.get("doc_id", 0))
+    if all(_is_number(r.get("n")) and _is_number(r.get("c")) for r in rows):
+        n = np.array([int(r["n"]) for r in rows], dtype=np.int64)
+        c = np.array([int(r["c"]) for r in rows], dtype=np.int64)
+        return n, c, c / np.maximum(n, 1)
+    if all(_is_number(r.get("pass@1")) for r in rows):
+        return None, None, np.array([float(r["pass@1"]) for r in rows])
+    return None, None, None
+
+
+def task_results_from(
+    results: Mapping[str, Any], samples_for: Mapping[str, Path]
+) -> dict[str, TaskResult]:
+    out: dict[str, TaskResult] = {}
+    groups = set(results.get("groups", {}))
+    for task, task_res in results.get("results", {}).items():
+        if task in groups:  # a group's mean over its tasks, not a task of its own
+            continue
+        vals, errs, filt = split_metrics(task_res)
+        if not vals:
+            continue
+        n = c = rho = None
+        if task in samples_for:
+            n, c, rho = counts_from_samples(read_samples(samples_for[task], filt))
+        out[task] = TaskResult(
+            task=task,
+            metrics=vals,
+            stderrs=errs,
+            filter=filt,
+            temperature=task_temperature(results, task),
+            n=n,
+            c=c,
+            rho=rho,
+        )
+    return out
+
+
+def _common_temperature(tasks: Iterable[TaskResult]) -> float | None:
+    temps = {t.temperature for t in tasks if t.temperature is not None}
+    return temps.pop() if len(temps) == 1 else None
+
+
+def _point_label(spec: Mapping[str, Any]) -> str:
+    return str(spec.get("id"))
+
+
+def collect_run(run_dir: str | Path) -> list[PointRecord]:
+    """Every finished point of a sweep's run directory."""
+    store = RunStore(run_dir)
+    if not store.root.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    records = []
+    for pid in store.done_ids():
+        pdir = store.point_dir(pid)
+        spec = read_json(pdir / POINT_SPEC_FILE)
+        results = read_json(pdir / RESULTS_FILE)
+        samples = {
+            task: pdir / samples_file_name(task)
+            for task in results.get("results", {})
+            if (pdir / samples_file_name(task)).is_file()
+        }
+        tasks = task_results_from(results, samples)
+        temp = spec.get("temperature")
+        records.append(
+            PointRecord(
+                id=pid,
+                label=_point_label(spec),
+                method=spec.get("method"),
+                alpha=spec.get("alpha"),
+                temperature=float(temp)
+                if temp is not None
+                else _common_temperature(tasks.values()),
+                tasks=tasks,
+                source=str(pdir),
+            )
+        )
+    return sort_records(records)
+
+
+_RESULTS_NAME = re.compile(r"^results_(?P<ts>.+)\.json$")
+
+
+def _label_from_config(results: Mapping[str, Any], fallback: str) -> str:
+    args = results.get("config", {}).get("model_args")
+    if isinstance(args, str):
+        from lm_eval.utils import simple_parse_args_string
+
+        args = simple_parse_args_string(args)
+    if isinstance(args, dict) and args.get("pretrained"):
+        pre = str(args["pretrained"])
+        return Path(pre).name if ("/" in pre and Path(pre).exists()) else pre
+    return fallback
+
+
+def collect_lm_eval_dirs(dirs: Sequence[str | Path]) -> list[PointRecord]:
+    """Points from `lm_eval --output_path DIR` outputs: DIR/<model>/results_<ts>.json (+ samples).
+
+    Each results file is one point, labelled by its model (pretrained=...) and, when one
+    model has several runs, the run's timestamp.
+    """
+    found: list[tuple[Path, str]] = []
+    for d in dirs:
+        root = Path(d)
+        if root.is_file() and _RESULTS_NAME.match(root.name):
+            found.append((root, _RESULTS_NAME.match(root.name)["ts"]))
+            continue
+        if not root.is_dir():
+            raise FileNotFoundError(f"results directory not found: {d}")
+        hits = [
+            (p, m["ts"])
+            for p in sorted(root.rglob("results_*.json"))
+            if (m := _RESULTS_NAME.match(p.name))
+        ]
+        if not hits:
+            raise FileNotFoundError(
+                f"no lm_eval results_*.json under {d}: run lm_eval with --output_path"
+            )
+        found.extend(hits)
+    records = []
+    labels: dict[str, int] = {}
+    for path, ts in found:
+        results = read_json(path)
+        samples = {}
+        for task in results.get("results", {}):
+            cand = path.parent / f"samples_{task}_{ts}.jsonl"
+            if cand.is_file():
+                samples[task] = cand
+        tasks = task_results_from(results, samples)
+        label = _label_from_config(results, path.parent.name)
+        labels[label] = labels.get(label, 0) + 1
+        records.append((label, ts, path, tasks))
+    out = []
+    for label, ts, path, tasks in records:
+        full = f"{label} ({ts})" if labels[label] > 1 else label
+        out.append(
+            PointRecord(
+                id=re.sub(r"[^A-Za-z0-9_.=@+-]+", "_", full),
+                label=full,
+                temperature=_common_temperature(tasks.values()),
+                tasks=tasks,
+                source=str(path),
+            )
+        )
+    return sort_records(out)
+
+
+def sort_records(records: Iterable[PointRecord]) -> list[PointRecord]:
+    """Merges by method then alpha, then the temperature baseline by temperature."""
+
+    def key(r: PointRecord) -> tuple:
+        baseline = r.method == "temperature"
+        return (
+            baseline,
+            r.method or "",
+            r.alpha if r.alpha is not None else math.inf,
+            r.temperature if r.temperature is not None else math.inf,
+            r.label,
+        )
+
+    return sorted(records, key=key)
