@@ -1,0 +1,370 @@
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from passk_plugin.cli import main as passk
+from passk_plugin.merge import (
+    MARKER_NAME,
+    ResidentCheckpoints,
+    is_complete,
+    load_merged,
+    merge_in_memory,
+    merge_recipe,
+)
+from passk_plugin.recipes import (
+    read_manifest,
+    slerp_grid,
+    soup_grid,
+    toward_base_grid,
+    wise_ft_grid,
+    write_recipes,
+)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory, tiny_pair, tiny_tokenizer) -> dict[str, Path]:
+    """early, late (config and tokenizer marked so the donor is visible) and a third."""
+    from passk_plugin.demo.tiny import build_tiny_llama
+
+    root = tmp_path_factory.mktemp("merge_ckpts")
+    early = root / "early"
+    shutil.copytree(tiny_pair[0], early)
+    late = root / "late"
+    shutil.copytree(tiny_pair[1], late)
+    for name, key, value in [
+        ("config.json", "max_position_embeddings", 4096),
+        ("tokenizer_config.json", "model_max_length", 777),
+    ]:
+        data = json.loads((late / name).read_text())
+        data[key] = value
+        (late / name).write_text(json.dumps(data))
+    third = build_tiny_llama(root / "third", tokenizer=tiny_tokenizer, seed=3)
+    return {"early": early, "late": late, "third": third}
+
+
+@pytest.fixture(scope="module")
+def recipes(ckpts, tmp_path_factory) -> dict[str, Path]:
+    e, late, third = ckpts["early"], ckpts["late"], ckpts["third"]
+    points = (
+        wise_ft_grid(e, late, [0.0, 0.3, 1.0])
+        + slerp_grid(e, late, [0.5])
+        + toward_base_grid(e, late, [0.6])
+        + soup_grid([e, late, third])
+        + soup_grid([e, late, third], [1, 2, 3])
+    )
+    manifest = write_recipes(points, tmp_path_factory.mktemp("recipes") / "grid")
+    out = {r.point.id: r.path for r in read_manifest(manifest)}
+    # dtype handling: compute in bf16, and write bf16 from fp32 checkpoints
+    (bf16_slerp,) = slerp_grid(e, late, [0.3], dtype="bfloat16")
+    (bf16_out,) = wise_ft_grid(e, late, [0.3], out_dtype="bfloat16")
+    extra = write_recipes([bf16_slerp], manifest.parent.parent / "bf16a")
+    out["slerp_bf16"] = extra.parent / f"{bf16_slerp.id}.yaml"
+    extra = write_recipes([bf16_out], manifest.parent.parent / "bf16b")
+    out["wise-ft_out_bf16"] = extra.parent / f"{bf16_out.id}.yaml"
+    return out
+
+
+@pytest.fixture(scope="module")
+def merged(recipes, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("merged")
+    return {pid: merge_recipe(path, root / pid) for pid, path in recipes.items()}
+
+
+@pytest.fixture(scope="module")
+def resident(ckpts) -> ResidentCheckpoints:
+    return ResidentCheckpoints(ckpts.values())
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(path / "model.safetensors")
+
+
+def _expected(inputs: list[Path], weights: list[float]) -> dict[str, torch.Tensor]:
+    tensors = [_weights(p) for p in inputs]
+    return {
+        name: sum(w * t[name].double() for w, t in zip(weights, tensors, strict=True)).float()
+        for name in tensors[0]
+    }
+
+
+# ---------------------------------------------------------------- disk
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_wise_ft_is_the_interpolation(alpha, ckpts, merged):
+    out = _weights(merged[f"wise-ft_a{alpha:.3f}"])
+    expected = _expected([ckpts["early"], ckpts["late"]], [1 - alpha, alpha])
+    assert out.keys() == expected.keys()
+    for name, tensor in out.items():
+        torch.testing.assert_close(tensor, expected[name])  # fp32 rounding
+    endpoint = {0.0: ckpts["early"], 1.0: ckpts["late"]}.get(alpha)
+    if endpoint is not None:
+        exact = _weights(endpoint)
+        assert all(torch.equal(out[name], exact[name]) for name in exact)
+
+
+@pytest.mark.parametrize(
+    "pid", ["wise-ft_a0.300", "wise-ft_a1.000", "toward-base_e0.600", "soup_n3"]
+)
+def test_config_and_tokenizer_come_from_the_early_checkpoint(pid, ckpts, merged):
+    out = merged[pid]
+    assert json.loads((out / "config.json").read_text()) == json.loads(
+        (ckpts["early"] / "config.json").read_text()
+    )
+    for name in TOKENIZER_FILES:
+        assert (out / name).read_bytes() == (ckpts["early"] / name).read_bytes(), name
+    assert "tokenizer_source" not in (out / "mergekit_config.yml").read_text()
+
+
+def test_toward_base_is_the_interpolation(ckpts, merged):
+    out = _weights(merged["toward-base_e0.600"])
+    expected = _expected([ckpts["early"], ckpts["late"]], [0.4, 0.6])
+    for name, tensor in out.items():
+        torch.testing.assert_close(tensor, expected[name])
+
+
+@pytest.mark.parametrize(
+    "pid, weights", [("soup_n3", [1, 1, 1]), ("soup_n3_w0.167_0.333_0.500", [1, 2, 3])]
+)
+def test_soup_is_the_weighted_average(pid, weights, ckpts, merged):
+    out = _weights(merged[pid])
+    total = sum(weights)
+    inputs = [ckpts["early"], ckpts["late"], ckpts["third"]]
+    expected = _expected(inputs, [w / total for w in weights])
+    for name, tensor in out.items():
+        torch.testing.assert_close(tensor, expected[name])
+
+
+def test_slerp_output_loads_and_generates(merged, ckpts):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = merged["slerp_t0.500"]
+    weights = _weights(out)
+    name = "model.layers.0.mlp.up_proj.weight"
+    assert not torch.equal(weights[name], _weights(ckpts["early"])[name])
+    assert not torch.equal(weights[name], _weights(ckpts["late"])[name])
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    inputs = tokenizer("Q: 3 + 12 = ", return_tensors="pt")
+    generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert generated.shape[1] == inputs["input_ids"].shape[1] + 3
+
+
+def test_dtype_and_out_dtype_are_applied(merged):
+    # out_dtype converts the result; dtype converts the inputs, and the result keeps it
+    for pid in ("wise-ft_out_bf16", "slerp_bf16"):
+        assert {t.dtype for t in _weights(merged[pid]).values()} == {torch.bfloat16}, pid
+
+
+# ---------------------------------------------------------------- memory
+
+
+@pytest.mark.parametrize(
+    "pid",
+    [
+        "wise-ft_a0.000",
+        "wise-ft_a0.300",
+        "slerp_t0.500",
+        "toward-base_e0.600",
+        "soup_n3",
+        "soup_n3_w0.167_0.333_0.500",
+        "slerp_bf16",
+        "wise-ft_out_bf16",
+    ],
+)
+def test_in_memory_is_bit_identical_to_disk(pid, recipes, merged, resident):
+    state = merge_in_memory(recipes[pid], resident)
+    disk = _weights(merged[pid])
+    assert state.keys() == disk.keys()
+    for name, tensor in disk.items():
+        assert state[name].dtype == tensor.dtype
+        assert torch.equal(state[name], tensor), name
+
+
+@pytest.mark.slow
+def test_in_memory_is_bit_identical_to_mergekit_yaml(recipes, resident, tmp_path):
+    """The real `mergekit-yaml` CLI (one run: it costs seconds of start-up)."""
+    cli = Path(sys.executable).with_name("mergekit-yaml")
+    recipe = recipes["slerp_t0.500"]
+    subprocess.run([str(cli), str(recipe), str(tmp_path / "out")], check=True, capture_output=True)
+    disk = _weights(tmp_path / "out")
+    state = merge_in_memory(recipe, resident)
+    assert state.keys() == disk.keys()
+    assert all(torch.equal(state[name], disk[name]) for name in disk)
+
+
+def test_load_merged_matches_loading_from_disk(recipes, merged, resident, ckpts):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(ckpts["early"])
+    ids = torch.tensor([[1, 5, 9, 14, 3]])
+    for pid in ("wise-ft_a0.300", "slerp_t0.500"):  # a second point reuses the model
+        load_merged(model, merge_in_memory(recipes[pid], resident))
+        reference = AutoModelForCausalLM.from_pretrained(merged[pid])
+        for name, tensor in reference.state_dict().items():
+            assert torch.equal(model.state_dict()[name], tensor), name
+        with torch.no_grad():
+            assert torch.equal(model(ids).logits, reference(ids).logits)
+
+
+def test_load_merged_is_strict(recipes, resident, ckpts):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(ckpts["early"])
+    state = merge_in_memory(recipes["wise-ft_a0.300"], resident)
+    with pytest.raises(ValueError, match="bfloat16"):
+        load_merged(model, {k: v.to(torch.bfloat16) for k, v in state.items()})
+    with pytest.raises(ValueError, match="lack 'lm_head.weight'"):
+        load_merged(model, {k: v for k, v in state.items() if k != "lm_head.weight"})
+    with pytest.raises(ValueError, match="lacks"):
+        load_merged(model, {**state, "extra.weight": torch.zeros(1)})
+
+
+def test_in_memory_needs_resident_checkpoints(recipes, ckpts):
+    partial = ResidentCheckpoints([ckpts["early"]])
+    with pytest.raises(ValueError, match="not resident"):
+        merge_in_memory(recipes["wise-ft_a0.300"], partial)
+
+
+# ---------------------------------------------------------------- resumability
+
+
+@pytest.fixture
+def run_merge_calls(monkeypatch) -> list[str]:
+    import mergekit.merge
+
+    calls: list[str] = []
+    real = mergekit.merge.run_merge
+
+    def counting(config, out_path, **kwargs):
+        calls.append(out_path)
+        return real(config, out_path, **kwargs)
+
+    monkeypatch.setattr(mergekit.merge, "run_merge", counting)
+    return calls
+
+
+def test_complete_output_is_skipped_and_others_redone(recipes, run_merge_calls, tmp_path):
+    out = tmp_path / "out"
+    first, second = recipes["wise-ft_a0.300"], recipes["wise-ft_a1.000"]
+    merge_recipe(first, out)
+    assert len(run_merge_calls) == 1 and ".tmp-" in run_merge_calls[0]
+    assert is_complete(out, first) and not is_complete(out, second)
+    merge_recipe(first, out)
+    assert len(run_merge_calls) == 1  # skipped
+    merge_recipe(first, out, force=True)
+    assert len(run_merge_calls) == 2
+    merge_recipe(second, out)  # another recipe at the same place is redone
+    assert len(run_merge_calls) == 3 and is_complete(out, second)
+    (out / MARKER_NAME).unlink()  # as if interrupted before completion
+    (out / "junk.bin").write_bytes(b"half")
+    merge_recipe(second, out)
+    assert len(run_merge_calls) == 4
+    assert is_complete(out, second) and not (out / "junk.bin").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left
+
+
+def test_failed_merge_leaves_nothing(recipes, monkeypatch, tmp_path):
+    import mergekit.merge
+
+    def failing(config, out_path, **kwargs):
+        Path(out_path).mkdir()
+        (Path(out_path) / "model.safetensors").write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(mergekit.merge, "run_merge", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        merge_recipe(recipes["wise-ft_a0.300"], tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _write(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_bad_recipes_fail_before_merging(ckpts, run_merge_calls, tmp_path, tiny_tokenizer):
+    from passk_plugin.demo.tiny import build_tiny_llama
+
+    e, late = str(ckpts["early"]), str(ckpts["late"])
+    models = [
+        {"model": e, "parameters": {"weight": 0.5}},
+        {"model": late, "parameters": {"weight": 0.5}},
+    ]
+    wide = build_tiny_llama(tmp_path / "wide", tokenizer=tiny_tokenizer, hidden_size=96)
+    cases = [
+        ({"merge_method": "linear", "models": models}, ValueError, "no base_model"),
+        (
+            {
+                "merge_method": "linear",
+                "base_model": e,
+                "tokenizer_source": "base",
+                "models": models,
+            },
+            ValueError,
+            "tokenizer_source",
+        ),
+        (
+            {
+                "merge_method": "linear",
+                "base_model": e,
+                "models": [{"model": str(tmp_path / "gone")}],
+            },
+            FileNotFoundError,
+            "gone",
+        ),
+        (
+            {
+                "merge_method": "linear",
+                "base_model": e,
+                "models": [*models[:1], {"model": str(wide)}],
+            },
+            ValueError,
+            "hidden_size",
+        ),
+    ]
+    for i, (config, error, message) in enumerate(cases):
+        with pytest.raises(error, match=message):
+            merge_recipe(_write(tmp_path / f"r{i}.yaml", config), tmp_path / f"out{i}")
+    with pytest.raises(FileNotFoundError, match="recipe not found"):
+        merge_recipe(tmp_path / "none.yaml", tmp_path / "out")
+    assert run_merge_calls == []
+
+
+def test_relative_paths_in_a_recipe_are_resolved(ckpts, tmp_path, monkeypatch):
+    root = ckpts["early"].parent
+    monkeypatch.chdir(root.parent)
+    rel_early, rel_late = f"{root.name}/early", f"{root.name}/late"  # shaped like hub ids
+    config = {
+        "merge_method": "linear",
+        "base_model": rel_early,
+        "parameters": {"normalize": False},
+        "models": [
+            {"model": rel_early, "parameters": {"weight": 0.5}},
+            {"model": rel_late, "parameters": {"weight": 0.5}},
+        ],
+    }
+    out = merge_recipe(_write(tmp_path / "rel.yaml", config), tmp_path / "out")
+    written = yaml.safe_load((out / "mergekit_config.yml").read_text())
+    assert written["base_model"] == str(ckpts["early"])
+
+
+def test_merge_command(recipes, tmp_path, capsys):
+    recipe, out = recipes["wise-ft_a0.300"], tmp_path / "out"
+    assert passk(["merge", str(recipe), str(out), "--no-cuda"]) == 0
+    assert "merged" in capsys.readouterr().out
+    assert passk(["merge", str(recipe), str(out)]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert passk(["merge", str(tmp_path / "none.yaml"), str(out)]) == 2
+    assert "recipe not found" in capsys.readouterr().err
