@@ -1,0 +1,378 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+from scipy import stats
+
+import passk_plugin.backends  # noqa: F401  (registers hf-passk)
+from passk_plugin.backends.hf import (
+    HFPassKLM,
+    plan_batches,
+    unit_cap,
+)
+
+PROMPTS = [
+    "Q: Tom has 3 apples and buys 12 more.",
+    "def add(a: int, b: int) -> int:\n",
+    "Problem: Find $x$ if $2x + 3 = 7$. Solution:",
+    "The quick brown fox",
+    "for i in range(10):",
+]
+GREEDY = {"until": ["\n\n", "Q:"], "do_sample": False, "max_gen_toks": 20}
+
+
+def instances(args: list[tuple[str, dict]]) -> list[Instance]:
+    return [Instance("generate_until", {}, a, idx=i) for i, a in enumerate(args)]
+
+
+def interleaved(gen_kwargs: dict, k: int, prompts: list[str] = PROMPTS) -> list[Instance]:
+    """k copies of every prompt, problems interleaved (as lm_eval orders them: p0 p1 p2 p0 ...)."""
+    return instances([(p, gen_kwargs) for _ in range(k) for p in prompts])
+
+
+@pytest.fixture(scope="module")
+def stock(tiny_model: Path) -> HFLM:
+    return HFLM(pretrained=str(tiny_model), device="cpu", batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def passk(tiny_model: Path) -> HFPassKLM:
+    return HFPassKLM(pretrained=str(tiny_model), device="cpu", seed=123)
+
+
+@pytest.fixture(scope="module")
+def peaked_model(tmp_path_factory, tiny_model: Path) -> Path:
+    """The tiny model with a sharper output layer, so temperature and top-p change a lot."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("peaked") / "model"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(12.0)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# pure helpers
+
+
+def test_plan_batches_respects_rows_and_tokens():
+    lengths = [100, 90, 80, 10, 10]
+    sizes = [4, 4, 4, 4, 4]
+    assert plan_batches(lengths, sizes, max_rows=8, max_tokens=None, gen_tokens=20) == [
+        [0, 1],
+        [2, 3],
+        [4],
+    ]
+    # 8 rows x (100 + 20) = 960 > 900, but 8 x (90 + 20) = 880 fits
+    assert plan_batches(lengths, sizes, max_rows=64, max_tokens=900, gen_tokens=20) == [
+        [0],
+        [1, 2],
+        [3, 4],
+    ]
+    # a unit over budget on its own still runs, alone
+    assert plan_batches([500], [4], max_rows=2, max_tokens=10, gen_tokens=1) == [[0]]
+
+
+def test_unit_cap():
+    assert unit_cap(100, max_rows=64, max_tokens=None, gen_tokens=28) == 64
+    assert unit_cap(100, max_rows=64, max_tokens=1280, gen_tokens=28) == 10
+    assert unit_cap(10_000, max_rows=64, max_tokens=1280, gen_tokens=28) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# equivalence with stock hf
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        # tiny budgets: groups split, one row per batch, prompts prefilled in several passes
+        {"max_num_seqs": 3, "max_batch_tokens": 100, "max_prefill_tokens": 16},
+    ],
+)
+def test_greedy_equals_stock_hf(tiny_model, stock, options):
+    reqs = interleaved(GREEDY, k=3)
+    want = stock.generate_until(reqs, disable_tqdm=True)
+    lm = HFPassKLM(pretrained=str(tiny_model), device="cpu", **options)
+    got = lm.generate_until(reqs, disable_tqdm=True)
+    assert got == want
+    # greedy outputs differ between prompts, so equality also checks the order
+    assert len(set(want)) == len(PROMPTS)
+
+
+def _stops_from(text: str) -> tuple[list[str], list[str]]:
+    """Stop strings that occur in a generation: a plain pair and an overlapping pair."""
+    mid = len(text) // 2
+    i = next(j for j in range(mid, len(text) - 3) if text[j + 1] not in text[: j + 1])
+    plain = [text[mid : mid + 2], "never-there"]
+    overlapping = [text[i : i + 3], text[i + 1]]  # like ["abc", "b"]
+    return plain, overlapping
+
+
+def test_stop_strings_cut_like_stock_hf(tiny_model, stock, passk):
+    """Cuts equal stock hf's at batch size 1, where each row stops at its first stop string."""
+    stock1 = HFLM(pretrained=str(tiny_model), device="cpu", batch_size=1)
+    free = {"until": [], "do_sample": False, "max_gen_toks": 40}
+    base = stock.generate_until(instances([(p, free) for p in PROMPTS]), disable_tqdm=True)
+    args = []
+    for prompt, text in zip(PROMPTS, base, strict=True):
+        for until in _stops_from(text):
+            args.append((prompt, {**free, "until": until}))
+    reqs = instances(args)
+    want = stock1.generate_until(reqs, disable_tqdm=True)
+    got = passk.generate_until(reqs, disable_tqdm=True)
+    assert got == want
+    # the stop strings did cut: every output is shorter than the free-running one
+    for (prompt, kw), text in zip(args, got, strict=True):
+        assert len(text) < len(base[PROMPTS.index(prompt)]), kw["until"]
+
+
+def test_eos_mid_batch_equals_stock_hf(tiny_model):
+    """Rows ending at EOS at different steps leave the batch; results match stock hf."""
+    stock = HFLM(pretrained=str(tiny_model), device="cpu", batch_size=16)
+    lm = HFPassKLM(pretrained=str(tiny_model), device="cpu")
+    free = {"until": [], "do_sample": False, "max_gen_toks": 30}
+    reqs = instances([(p, free) for p in PROMPTS])
+    # make a token that greedy decoding emits mid-way the EOS token of both models
+    tok = stock.tokenizer
+    first = tok(stock.generate_until(reqs[:1], disable_tqdm=True)[0], add_special_tokens=False)
+    eos = first.input_ids[len(first.input_ids) // 2]
+    for m in (stock, lm):
+        m.model.generation_config.eos_token_id = eos
+    reqs = interleaved(free, k=2)
+    want = stock.generate_until(reqs, disable_tqdm=True)
+    got = lm.generate_until(reqs, disable_tqdm=True)
+    assert got == want
+    assert len({len(t) for t in got}) > 1  # rows really stopped at different steps
+
+
+def test_unsupported_settings_fall_back_to_stock_hf(stock, passk):
+    beams = {"until": ["\n\n"], "do_sample": False, "num_beams": 2, "max_gen_toks": 8}
+    reqs = instances([(p, beams) for p in PROMPTS[:2]] + [(PROMPTS[0], GREEDY)])
+    assert passk.generate_until(reqs, disable_tqdm=True) == stock.generate_until(
+        reqs, disable_tqdm=True
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling
+
+
+SAMPLE = {"until": ["\n\n"], "do_sample": True, "temperature": 1.0, "max_gen_toks": 12}
+
+
+def test_samples_return_in_request_order(stock, passk):
+    # so cold that sampling is greedy: each sample must be its own prompt's greedy output
+    cold = {**GREEDY, "do_sample": True, "temperature": 1e-4}
+    reqs = interleaved(cold, k=4)
+    outs = stock.generate_until(instances([(p, GREEDY) for p in PROMPTS]), True)
+    greedy = dict(zip(PROMPTS, outs, strict=True))
+    got = passk.generate_until(reqs, disable_tqdm=True)
+    assert got == [greedy[r.args[0]] for r in reqs]
+
+
+def test_seeded_sampling_reproduces(tiny_model, passk):
+    reqs = interleaved(SAMPLE, k=4)
+    first = passk.generate_until(reqs, disable_tqdm=True)
+    assert passk.generate_until(reqs, disable_tqdm=True) == first
+    same = HFPassKLM(pretrained=str(tiny_model), device="cpu", seed=123)
+    assert same.generate_until(reqs, disable_tqdm=True) == first
+    other = HFPassKLM(pretrained=str(tiny_model), device="cpu", seed=124)
+    assert other.generate_until(reqs, disable_tqdm=True) != first
+    # the samples of one prompt are independent draws, not copies
+    for p in PROMPTS:
+        assert len({t for r, t in zip(reqs, first, strict=True) if r.args[0] == p}) > 1
+
+
+def test_default_seed_follows_torch_seed(tiny_model):
+    reqs = interleaved(SAMPLE, k=2)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(7)  # what lm_eval's --seed does before building the model
+        lm = HFPassKLM(pretrained=str(tiny_model), device="cpu")
+        outs.append(lm.generate_until(reqs, disable_tqdm=True))
+    assert outs[0] == outs[1]
+
+
+def _expected_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float):
+    """Stock hf's sampling distribution, computed independently of transformers' processors."""
+    z = logits.double().numpy() / temperature
+    order = np.argsort(-z)
+    keep = np.zeros_like(z, dtype=bool)
+    keep[order[:top_k]] = True
+    p = np.exp(z - z.max())
+    p[~keep] = 0.0
+    p /= p.sum()
+    # top-p keeps the smallest head of the sorted distribution whose mass reaches top_p
+    sorted_p = p[order]
+    cum = np.cumsum(sorted_p)
+    n_keep = int(np.searchsorted(cum, top_p) + 1)
+    mask = np.zeros_like(keep)
+    mask[order[:n_keep]] = True
+    p[~mask] = 0.0
+    return p / p.sum()
+
+
+def _chi2_pvalue(counts: np.ndarray, probs: np.ndarray, min_expected: float = 5.0) -> float:
+    """Goodness of fit, rare outcomes pooled so each cell expects at least min_expected."""
+    total = counts.sum()
+    expected = probs * total
+    if counts[expected == 0].sum() > 0:
+        return 0.0  # a draw the distribution forbids
+    big = expected >= min_expected
+    obs = np.append(counts[big], counts[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    return float(stats.chisquare(obs, exp).pvalue)
+
+
+def test_sampling_distribution_matches_softmax(peaked_model):
+    """First and second tokens follow the processed softmax of the model's own logits."""
+    lm = HFPassKLM(pretrained=str(peaked_model), device="cpu")
+    temperature, top_p, n = 0.7, 0.9, 4000
+    settings = lm.resolve_settings(
+        {
+            "until": [],
+            "do_sample": True,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_gen_toks": 2,
+        }
+    )
+    prompt = lm.tok_encode(PROMPTS[0])
+    gen = torch.Generator().manual_seed(0)
+    samples = lm.sample_batch([prompt], [n], settings, gen)[0]
+    eos = lm.tokenizer.eos_token_id
+    assert all(len(s) == 2 or s == [eos] for s in samples)  # two tokens unless the first ends it
+    first = np.array([s[0] for s in samples])
+
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([prompt])).logits[0, -1]
+    vocab = logits.shape[-1]
+    want = _expected_probs(logits, temperature, top_k=50, top_p=top_p)
+    counts = np.bincount(first, minlength=vocab)
+    assert _chi2_pvalue(counts, want) > 1e-3
+    # the test has power: the wrong temperature, or top-p left out, is rejected
+    assert _chi2_pvalue(counts, _expected_probs(logits, 1.0, 50, top_p)) < 1e-6
+    assert _chi2_pvalue(counts, _expected_probs(logits, temperature, 50, 1.0)) < 1e-6
+
+    # second token after the commonest first token: exercises the shared, copied cache
+    top = int(np.bincount(first).argmax())
+    second = np.array([s[1] for s in samples if s[0] == top])
+    with torch.no_grad():
+        logits2 = lm.model(torch.tensor([prompt + [top]])).logits[0, -1]
+    want2 = _expected_probs(logits2, temperature, top_k=50, top_p=top_p)
+    assert len(second) > 500
+    assert _chi2_pvalue(np.bincount(second, minlength=vocab), want2) > 1e-3
+
+
+def test_greedy_when_temperature_zero(passk, stock):
+    hot_zero = {**GREEDY, "do_sample": True, "temperature": 0.0}
+    reqs = instances([(p, hot_zero) for p in PROMPTS])
+    want = stock.generate_until(instances([(p, GREEDY) for p in PROMPTS]), True)
+    assert passk.generate_until(reqs, disable_tqdm=True) == want
+
+
+def test_bad_options_are_rejected(tiny_model):
+    with pytest.raises(ValueError, match="max_num_seqs"):
+        HFPassKLM(pretrained=str(tiny_model), device="cpu", max_num_seqs=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end through lm_eval
+
+
+def _tiny_task(tmp_path: Path, gen_kwargs: dict) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "data.jsonl"
+    data.write_text(
+        "".join(json.dumps({"question": q, "answer": "15"}) + "\n" for q in PROMPTS[:3])
+    )
+    task_dir = tmp_path / "tasks"
+    task_dir.mkdir(exist_ok=True)
+    (task_dir / "tiny_repeats.yaml").write_text(
+        json.dumps(
+            {
+                "task": "tiny_repeats",
+                "dataset_path": "json",
+                "dataset_kwargs": {"data_files": {"test": str(data)}},
+                "test_split": "test",
+                "output_type": "generate_until",
+                "doc_to_text": "{{question}}",
+                "doc_to_target": "{{answer}}",
+                "repeats": 4,
+                "generation_kwargs": gen_kwargs,
+                "metric_list": [{"metric": "exact_match"}],
+            }
+        )
+    )
+    return task_dir
+
+
+def _run(model: str, model_args: str, task_dir: Path) -> list[list[str]]:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    out = lm_eval.simple_evaluate(
+        model=model,
+        model_args=model_args,
+        tasks=["tiny_repeats"],
+        task_manager=TaskManager(include_path=[str(task_dir)], include_defaults=False),
+        device="cpu",
+        log_samples=True,
+    )
+    samples = sorted(out["samples"]["tiny_repeats"], key=lambda s: s["doc_id"])
+    # a doc's repeats are one lm_eval Instance holding all their responses
+    return [s["resps"][0] for s in samples]
+
+
+@pytest.mark.slow
+def test_lm_eval_run_with_repeats(tmp_path, tiny_model):
+    args = f"pretrained={tiny_model},max_num_seqs=8"
+    sampled = _tiny_task(tmp_path / "s", {**SAMPLE, "until": ["\n\n"]})
+    first = _run("hf-passk", args, sampled)
+    assert [len(r) for r in first] == [4, 4, 4]
+    assert all(len(set(r)) > 1 for r in first)  # different samples of one doc
+    assert _run("hf-passk", args, sampled) == first  # lm_eval's default seed: reproducible
+
+    greedy = _tiny_task(tmp_path / "g", GREEDY)
+    assert _run("hf-passk", args, greedy) == _run("hf", f"pretrained={tiny_model}", greedy)
+
+
+@pytest.mark.slow
+def test_gsm8k_passk_task_runs(tiny_model, shared_data, monkeypatch):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from passk_plugin.paths import tasks_dir
+
+    monkeypatch.setenv("PASSK_DATA_DIR", str(shared_data))
+    if not (tasks_dir() / "gsm8k_passk.yaml").exists():
+        pytest.skip("gsm8k_passk task not found")
+    out = lm_eval.simple_evaluate(
+        model="hf-passk",
+        model_args=f"pretrained={tiny_model}",
+        tasks=["gsm8k_passk"],
+        task_manager=TaskManager(
+            include_path=[str(tasks_dir())], include_defaults=False, metadata={"n": 4}
+        ),
+        gen_kwargs="max_gen_toks=8",
+        limit=2,
+        device="cpu",
+        log_samples=True,
+    )
+    samples = out["samples"]["gsm8k_passk"]
+    assert len(samples) == 2
+    assert all(len(s["resps"][0]) == 4 for s in samples)
+    assert all(len(s["filtered_resps"][0]) == 4 for s in samples)  # all four graded
