@@ -101,8 +101,22 @@ def builtin_tasks_skipped() -> Iterator[None]:
         lm_tasks.TaskManager = original
 
 
+HELP = """usage: passk eval [--n N] [--k LIST] <lm_eval run options>
+
+Runs lm_eval with passk's tasks (gsm8k_passk, math_passk, math500_passk, humaneval_passk,
+their _zeroshot/_instruct variants and the group passk) and passk's models, where installed.
+
+  --n N        samples per problem (same as --metadata n=N; the tasks' default is 16)
+  --k LIST     pass@k list, e.g. 1,2,8 (same as --metadata k=LIST; default 1,2,4,...,n)
+
+Sampling: --gen_kwargs temperature=0.8,top_p=0.95 as usual. Seeds: lm_eval's defaults
+(--seed 0,1234,1234,1234) make runs reproducible; pass --seed to draw other samples.
+HumanEval runs model-written code: add --confirm_run_unsafe_code.
+"""
+
+
 def _print_help() -> None:
-    print(__doc__)
+    print(HELP)
     print("lm_eval's options follow.\n")
 
 
