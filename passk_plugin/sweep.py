@@ -10,6 +10,7 @@ in `EXECUTORS` and call the same `run_point`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import shutil
@@ -34,6 +35,8 @@ from passk_plugin.sweep_store import (
 SWEEP_FORMAT = 1
 DEFAULT_TASKS = ("gsm8k_passk",)
 DEFAULT_SEED = 1234
+# lm_eval models that accept a transformers model object as pretrained=.
+IN_MEMORY_MODELS = ("hf", "hf-passk")
 
 
 class EvalSettings(BaseModel):
@@ -197,9 +200,19 @@ def task_manager(settings: EvalSettings):
     )
 
 
+def register_backends() -> None:
+    """Make passk's own lm_eval models (hf-passk, ...) known to lm_eval's registry."""
+    try:
+        importlib.import_module("passk_plugin.backends")
+    except ImportError:
+        pass
+
+
 def evaluate(ctx: SweepContext, spec: PointSpec, model_ref: Any) -> dict[str, Any]:
     """Run lm_eval on one model; returns simple_evaluate's results (samples included)."""
     import lm_eval
+
+    register_backends()
 
     results = lm_eval.simple_evaluate(
         task_manager=task_manager(ctx.settings), **lm_eval_kwargs(ctx, spec, model_ref)
@@ -229,18 +242,92 @@ def summarize(results: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_point(spec: PointSpec, ctx: SweepContext) -> PointResult:
-    """Merge (if needed), evaluate and store one point. Idempotent; safe to retry."""
+class InMemoryModels:
+    """One worker's resident state for --in-memory: checkpoints loaded once, one model.
+
+    Each merge point's weights are computed from the resident tensors
+    (passk_plugin.merge.merge_in_memory, the tensors mergekit would write) and copied into a
+    single resident model that lm_eval evaluates, so no merged checkpoint touches the disk
+    and no model is loaded per point. Lives in the worker that runs the points; never sent
+    between processes.
+    """
+
+    def __init__(self, ctx: SweepContext) -> None:
+        self.ctx = ctx
+        self.resident: Any = None
+        self.lm: Any = None
+        self.model: Any = None
+        self.base: str | None = None
+
+    def device(self) -> str:
+        import torch
+
+        if self.ctx.options.device:
+            return self.ctx.options.device
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def lm_for(self, spec: PointSpec) -> Any:
+        """The resident lm_eval model holding this merge point's weights."""
+        from passk_plugin.merge import (
+            ResidentCheckpoints,
+            load_merged,
+            load_recipe,
+            merge_in_memory,
+        )
+
+        config = load_recipe(spec.recipe)
+        base = str(config.base_model.model.path)
+        if self.resident is None:
+            self.resident = ResidentCheckpoints(device=self.device())
+        for ref in config.referenced_models():
+            self.resident.add(str(ref.model.path))
+        state = merge_in_memory(spec.recipe, self.resident)
+        if self.model is None:
+            self._load(base, next(iter(state.values())).dtype)
+        elif base != self.base:
+            raise ValueError(
+                f"--in-memory needs one architecture donor: point {spec.id} has base_model "
+                f"{base}, earlier points {self.base}"
+            )
+        load_merged(self.model, state)
+        return self.lm
+
+    def _load(self, base: str, dtype: Any) -> None:
+        from lm_eval.api.registry import get_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        register_backends()
+        s, o = self.ctx.settings, self.ctx.options
+        self.model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(self.device())
+        self.model.eval()
+        self.base = base
+        kwargs: dict[str, Any] = {**s.model_args}
+        if o.batch_size is not None:
+            kwargs["batch_size"] = o.batch_size
+        self.lm = get_model(s.model)(
+            pretrained=self.model, tokenizer=AutoTokenizer.from_pretrained(base), **kwargs
+        )
+
+
+def run_point(
+    spec: PointSpec, ctx: SweepContext, memory: InMemoryModels | None = None
+) -> PointResult:
+    """Merge (if needed), evaluate and store one point. Idempotent; safe to retry.
+
+    `memory` is the worker's resident state for --in-memory runs (made on demand if None).
+    """
     store = RunStore(ctx.run_dir)
     if store.is_done(spec.id):
         return PointResult(id=spec.id, status="skipped")
     merge_s = 0.0
-    if spec.needs_merge:
-        t0 = time.perf_counter()
-        model_ref: Any = merge_point(ctx, spec)
-        merge_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if spec.needs_merge and ctx.options.in_memory:
+        model_ref: Any = (memory or InMemoryModels(ctx)).lm_for(spec)
+    elif spec.needs_merge:
+        model_ref = merge_point(ctx, spec)
     else:
         model_ref = spec.checkpoint
+    merge_s = time.perf_counter() - t0 if spec.needs_merge else 0.0
     t0 = time.perf_counter()
     results = evaluate(ctx, spec, model_ref)
     eval_s = time.perf_counter() - t0
@@ -260,7 +347,10 @@ def run_point(spec: PointSpec, ctx: SweepContext) -> PointResult:
     }
     store.write_point(spec.id, files, marker)
     if spec.needs_merge and not ctx.options.keep_merged:
-        shutil.rmtree(store.merged_dir(spec.id), ignore_errors=True)
+        merged = store.merged_dir(spec.id)
+        shutil.rmtree(merged, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            merged.parent.rmdir()  # only when no other merged model is left
     return PointResult(
         id=spec.id, status="done", merge_s=merge_s, eval_s=eval_s, metrics=summarize(results)
     )
@@ -276,7 +366,7 @@ class Executor(Protocol):
         self,
         specs: Sequence[PointSpec],
         ctx: SweepContext,
-        point_fn: Callable[[PointSpec, SweepContext], PointResult] = ...,
+        point_fn: Callable[..., PointResult] = ...,
     ) -> list[PointResult]: ...
 
 
@@ -290,9 +380,11 @@ class LocalExecutor:
         self,
         specs: Sequence[PointSpec],
         ctx: SweepContext,
-        point_fn: Callable[[PointSpec, SweepContext], PointResult] = run_point,
+        point_fn: Callable[..., PointResult] = run_point,
     ) -> list[PointResult]:
         from tqdm.auto import tqdm
+
+        memory = InMemoryModels(ctx) if ctx.options.in_memory else None
 
         store = RunStore(ctx.run_dir)
         done_before = sum(store.is_done(s.id) for s in specs)
@@ -305,7 +397,7 @@ class LocalExecutor:
         try:
             for spec in todo:
                 bar.set_postfix_str(spec.id)
-                results.append(point_fn(spec, ctx))
+                results.append(point_fn(spec, ctx, memory))
                 bar.update(1)
         finally:
             bar.close()
@@ -484,9 +576,14 @@ def run_sweep(
     reconcile_settings(store, settings, specs, force)
     store.clean_partial()
     ctx = SweepContext(run_dir=str(store.root), settings=settings, options=options or RunOptions())
-    if ctx.options.in_memory:
+    for key in ("batch_size", "device"):
+        if key in settings.model_args and getattr(ctx.options, key) is not None:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"{key} is given twice: use {flag} or {key}= in --model-args")
+    if ctx.options.in_memory and settings.model not in IN_MEMORY_MODELS:
         raise ValueError(
-            "--in-memory is not available yet: merged weights go through disk (drop --in-memory)"
+            f"--in-memory evaluates a resident transformers model: use --model "
+            f"{' or '.join(IN_MEMORY_MODELS)}, or drop --in-memory for {settings.model!r}"
         )
     ex = get_executor(executor, progress=progress) if isinstance(executor, str) else executor
     results = ex.run(list(specs), ctx)

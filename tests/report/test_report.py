@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from passk_plugin.cli import main
+from passk_plugin.report import build_report
+from passk_plugin.sweep_store import RunStore
+
+from .conftest import TASK
+
+TABLES = [
+    "leaderboard.md",
+    "leaderboard.csv",
+    "leaderboard.json",
+    "leaderboard.html",
+    "biasvar.md",
+    "biasvar.csv",
+    "biasvar.json",
+]
+PLOTS = [
+    f"{p}_{TASK}.png"
+    for p in ("passk_vs_k", "pass1_vs_passk", "metric_vs_alpha", "rho_hist", "biasvar")
+]
+
+
+def test_build_report_writes_everything_into_run_dir_report(synthetic_run):
+    written = build_report(synthetic_run)
+    report = RunStore(synthetic_run).report_dir
+    assert sorted(written) == sorted(TABLES + PLOTS)
+    for name in TABLES + PLOTS:
+        assert (report / name).stat().st_size > 0
+    assert not [p for p in report.iterdir() if p.name.startswith(".")]  # no temp files left
+    html = (report / "leaderboard.html").read_text()
+    assert html.count("data:image/png;base64,") == len(PLOTS)
+    assert "Bias-variance view" in html
+
+
+def test_report_is_rebuilt_identically(synthetic_run, tmp_path):
+    build_report(synthetic_run)
+    build_report(synthetic_run, out=tmp_path / "again")
+    report = RunStore(synthetic_run).report_dir
+    for name in TABLES[:3] + TABLES[4:]:
+        assert (report / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+
+
+def test_bad_input(tmp_path, synthetic_run):
+    with pytest.raises(ValueError, match="not both or neither"):
+        build_report()
+    with pytest.raises(ValueError, match="not both or neither"):
+        build_report(synthetic_run, results_dirs=[tmp_path])
+    with pytest.raises(ValueError, match="needs --out"):
+        build_report(results_dirs=[tmp_path])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no finished points"):
+        build_report(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError):
+        build_report(tmp_path / "missing")
+
+
+def test_cli(synthetic_run, tmp_path, capsys):
+    assert main(["report", str(synthetic_run), "--out", str(tmp_path / "r"), "--no-plots"]) == 0
+    assert "wrote 7 files" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "r" / "leaderboard.json").read_text())
+    assert len(doc["rows"]) == 5
+    assert main(["report", str(tmp_path / "nothing-here")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
