@@ -9,11 +9,18 @@ How a passk task scores all n samples of a problem:
 2. One filter named `all` (lm_eval's `custom` filter with `filter_fn: grade_<bench>`) grades
    every sample of every problem at once, so code runs in parallel over the whole task, and
    leaves per problem a list of verdicts, one per sample in generation order, each a JSON
-   object string {"correct", "answer", "result"} (lm_eval's --log_samples writes non-string
-   values as Python reprs; `parse_verdicts` reads them back). The raw text stays in `resps`.
+   object string {"correct", "answer", "result"} (strings, because --log_samples would write
+   dicts as Python reprs; `parse_verdicts` decodes them). The raw text stays in `resps`.
 3. `PasskTask.process_results` turns one problem's verdicts into pass@k, maj@k, n and c.
    lm_eval averages them over problems and gives the standard error of the mean, so results
    read "pass@1,all" and "pass@1_stderr,all".
+
+Sampling defaults (the YAMLs): n = 16, temperature 0.6, top_p 0.95, do_sample set explicitly
+(lm_eval's cache would otherwise collapse the repeats). Codex (Chen et al. 2021) found the
+best temperature rising with k, 0.2 for pass@1 to 0.8 for pass@100; 0.6 suits k <= 16 and
+is the common setting for reasoning models. Raise it for large k with --gen_kwargs.
+max_gen_toks: 1024 for chain-of-thought (2048 for zero-shot MATH), 512 for HumanEval
+completions, 1024 for the chat variant.
 
 Grading options from the metadata: `grade_timeout` (seconds per sample, MATH and HumanEval)
 and `grade_workers` (parallel HumanEval test processes). The graders know nothing about

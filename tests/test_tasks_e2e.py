@@ -169,6 +169,24 @@ def test_k_larger_than_n_is_refused(data_dir):
         _task_manager(n=N, k="1,8").load(["gsm8k_passk"])
 
 
+def test_passk_eval_checks_k_before_loading_a_model(capsys):
+    from passk_plugin.cli import main as passk_main
+
+    assert passk_main(["eval", "--tasks", "gsm8k_passk", "--n", "2", "--k", "1,4"]) == 2
+    assert "k=4 is larger than" in capsys.readouterr().err
+
+
+def test_only_local_tasks():
+    from passk_plugin.cli.eval import only_local_tasks
+
+    ours = [str(tasks_dir())]
+    assert only_local_tasks(["passk", "gsm8k_passk_zeroshot"], ours)
+    assert only_local_tasks(["gsm8k_passk,math500_passk"], ours)
+    assert not only_local_tasks(["gsm8k_passk", "hellaswag"], ours)
+    assert not only_local_tasks(["gsm8k_passk*"], ours)  # patterns need the full index
+    assert not only_local_tasks([], ours)
+
+
 # ------------------------------------------------------------------ the tiny model
 
 
