@@ -179,6 +179,14 @@ def _recv(fd: int) -> dict[str, Any] | None:
 # Parent side.
 
 
+def _readable(fds: Iterable[int], timeout: float) -> list[int]:
+    """The fds ready to read (or at EOF) within timeout seconds; poll has no FD_SETSIZE cap."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return [fd for fd, _ in poller.poll(max(0.0, timeout) * 1000)]
+
+
 class _Worker:
     """One fork-server process, as seen from the parent."""
 
@@ -331,9 +339,7 @@ class SandboxPool:
         waiting = {w.rfd: w for w in started}
         while waiting:
             remaining = deadline - time.monotonic()
-            ready = (
-                select.select(list(waiting), [], [], max(remaining, 0))[0] if remaining > 0 else []
-            )
+            ready = _readable(waiting, remaining) if remaining > 0 else []
             if not ready:
                 for w in started:
                     w.kill()
@@ -367,7 +373,9 @@ class SandboxPool:
         """Run every program once; return their outcomes in input order.
 
         timeout: wall-clock seconds per program. memory_mb: address-space limit per program
-        (None: no limit). on_done(index, outcome) is called as each verdict arrives.
+        (None: no limit); it includes the ~100-200 MB the forked server already maps (more with
+        numpy preloaded), so very small limits fail every program. on_done(index, outcome) is
+        called as each verdict arrives.
         """
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
@@ -412,7 +420,7 @@ class SandboxPool:
             if not busy:
                 continue
             wait = max(0.0, min(w.deadline for w in busy.values()) - time.monotonic())
-            for fd in select.select(list(busy), [], [], wait)[0]:
+            for fd in _readable(busy, wait):
                 worker = busy[fd]
                 reply = _recv(fd)
                 if reply is None:
@@ -624,8 +632,15 @@ def _isolate(root: str, protocol_fds: tuple[int, int]) -> Isolation:
                 continue
         os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    readonly, notes = _readonly_mounts(libc, root)
-    dropped = _drop_capabilities(libc)
+    try:
+        readonly, notes = _readonly_mounts(libc, root)
+    except OSError as e:
+        readonly, notes = False, [f"read-only mounts: {e}"]
+    try:
+        dropped = _drop_capabilities(libc)
+    except OSError as e:
+        dropped = False
+        notes.append(f"dropping capabilities: {e}")
     return Isolation(
         net_namespace=True,
         pid_namespace=os.getpid() == 1,

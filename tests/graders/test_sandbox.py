@@ -359,3 +359,55 @@ def test_isolation_is_reported():
         assert iso.net_namespace
     if os.geteuid() == 0 and iso.net_namespace:
         assert iso.capabilities_dropped
+
+
+def _fork(action) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            action()
+        finally:
+            os._exit(3)
+    return pid
+
+
+@pytest.mark.parametrize("with_pidfd", [True, False])
+def test_await_child_with_and_without_pidfd(monkeypatch, with_pidfd):
+    """The server's wait loop; kernels before 5.3 have no pidfd and are polled instead."""
+    import faulthandler
+    import signal
+
+    from passk_plugin.graders import sandbox
+
+    if not with_pidfd:
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    token = b"t" * 32
+    cases = {
+        "passed": lambda w: os.write(w, token + b"%08d" % 6 + b"passed"),
+        "forged": lambda w: os.write(w, b"x" * 32 + b"%08d" % 6 + b"passed"),
+        "exit": lambda w: None,
+        "segfault": lambda w: (faulthandler.disable(), os.kill(os.getpid(), signal.SIGSEGV)),
+        "hang": lambda w: time.sleep(30),
+    }
+    results = {}
+    for name, action in cases.items():
+        r, w = os.pipe()
+        pid = _fork(lambda action=action, w=w: action(w))
+        os.close(w)
+        results[name] = sandbox._await_child(pid, r, token, time.monotonic() + 1.0)
+        os.close(r)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    assert results == {
+        "passed": "passed",
+        "forged": "failed: exited with code 3 before the tests finished",
+        "exit": "failed: exited with code 3 before the tests finished",
+        "segfault": "failed: killed by signal SIGSEGV",
+        "hang": "timed out",
+    }
