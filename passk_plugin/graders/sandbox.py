@@ -375,7 +375,7 @@ class SandboxPool:
         timeout: wall-clock seconds per program. memory_mb: address-space limit per program
         (None: no limit); it includes the ~100-200 MB the forked server already maps (more with
         numpy preloaded), so very small limits fail every program. on_done(index, outcome) is
-        called as each verdict arrives.
+        called as each verdict arrives. If this raises (or is interrupted), the pool is closed.
         """
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
@@ -387,7 +387,6 @@ class SandboxPool:
             if not isinstance(program, str):
                 raise TypeError(f"program {i} is {type(program).__name__}, expected str")
         results: list[Outcome | None] = [None] * len(programs)
-        pending = deque(range(len(programs)))
         memory_bytes = None if memory_mb is None else int(memory_mb) << 20
 
         def finish(worker: _Worker, outcome: Outcome) -> None:
@@ -398,28 +397,43 @@ class SandboxPool:
             if on_done is not None:
                 on_done(job, outcome)
 
+        request = {
+            "timeout": float(timeout),
+            "memory_bytes": memory_bytes,
+            "guards": self._python_guards,
+        }
+        try:
+            self._drive(programs, request, finish)
+        except BaseException:
+            # Replies still in flight would be read by the next run as its own: start over.
+            self.close()
+            raise
+        return results  # type: ignore[return-value]
+
+    def _drive(
+        self,
+        programs: Sequence[str],
+        request: dict[str, Any],
+        finish: Callable[[_Worker, Outcome], None],
+    ) -> None:
+        """Keep every server busy until each program has a verdict."""
+        pending = deque(range(len(programs)))
+        timeout = request["timeout"]
         while pending or any(w.job is not None for w in self._workers):
             for worker in list(self._workers):
                 if worker.job is None and pending:
-                    job = pending.popleft()
-                    request = {
-                        "program": programs[job],
-                        "timeout": float(timeout),
-                        "memory_bytes": memory_bytes,
-                        "guards": self._python_guards,
-                    }
-                    worker.job = job
+                    worker.job = pending.popleft()
                     worker.sent = time.monotonic()
                     worker.deadline = worker.sent + timeout + _SERVER_GRACE_S
                     try:
-                        _send(worker.wfd, request)
+                        _send(worker.wfd, {**request, "program": programs[worker.job]})
                     except OSError:
                         finish(worker, Outcome("failed: sandbox server died"))
                         self._replace(worker)
             busy = {w.rfd: w for w in self._workers if w.job is not None}
             if not busy:
                 continue
-            wait = max(0.0, min(w.deadline for w in busy.values()) - time.monotonic())
+            wait = min(w.deadline for w in busy.values()) - time.monotonic()
             for fd in _readable(busy, wait):
                 worker = busy[fd]
                 reply = _recv(fd)
@@ -433,7 +447,6 @@ class SandboxPool:
                 if worker.job is not None and now > worker.deadline:
                     finish(worker, Outcome("timed out", now - worker.sent))
                     self._replace(worker)
-        return results  # type: ignore[return-value]
 
 
 def _available_cpus() -> int:

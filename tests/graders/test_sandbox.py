@@ -277,6 +277,25 @@ def test_pool_is_reusable_and_closes_cleanly():
     assert settled_descendants(before) == []
 
 
+def test_on_done_reports_each_verdict_and_an_error_closes_the_pool():
+    before = {p.pid for p in descendants()}
+    with SandboxPool(2) as pool:
+        seen: dict[int, bool] = {}
+        pool.run(
+            ["x = 1", "assert False", "x = 3"], on_done=lambda i, o: seen.update({i: o.passed})
+        )
+        assert seen == {0: True, 1: False, 2: True}
+
+        def explode(index: int, outcome: Outcome) -> None:
+            raise KeyError("callback failed")
+
+        with pytest.raises(KeyError):
+            pool.run(["import time\ntime.sleep(0.2)"] * 4, on_done=explode)
+        with pytest.raises(RuntimeError, match="closed"):
+            pool.run(["x = 1"])
+    assert settled_descendants(before) == []
+
+
 @pytest.mark.parametrize("isolate", [True, False])
 def test_leftover_processes_are_killed_without_python_guards(isolate):
     """The cleanup itself, with the Python guards off so the program can really fork."""
