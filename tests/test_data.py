@@ -148,3 +148,18 @@ def test_humaneval_problem_ids():
 def test_unknown_benchmark():
     with pytest.raises(ValueError, match="unknown benchmark"):
         data.load_problems("mbpp")
+
+
+def test_full_math_from_the_hub_concatenates_the_subjects(monkeypatch):
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    calls = []
+
+    def fake_load(path, name=None, split=None, **kwargs):
+        calls.append((path, name, split))
+        row = {"problem": name, "solution": "$\\boxed{1}$", "level": "Level 1", "type": name}
+        return datasets.Dataset.from_list([row, row])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    ds = data.math_dataset()
+    assert calls == [("EleutherAI/hendrycks_math", s, "test") for s in data.MATH_SUBJECTS]
+    assert ds["test"]["problem"] == [s for s in data.MATH_SUBJECTS for _ in range(2)]
