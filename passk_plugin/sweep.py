@@ -230,16 +230,10 @@ def merge_point(ctx: SweepContext, spec: PointSpec) -> Path:
 
 
 def summarize(results: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """Metric values per task (stderr and non-numeric entries left out)."""
-    out: dict[str, dict[str, float]] = {}
-    for task, metrics in results.get("results", {}).items():
-        vals = {}
-        for key, value in metrics.items():
-            if "_stderr" in key or key == "alias" or not isinstance(value, (int, float)):
-                continue
-            vals[key] = float(value)
-        out[task] = vals
-    return out
+    """Metric values per task, as the report reads them (preferred filter, no stderrs)."""
+    from passk_plugin.report.collect import split_metrics
+
+    return {task: split_metrics(block)[0] for task, block in results.get("results", {}).items()}
 
 
 class InMemoryModels:
@@ -360,7 +354,13 @@ def run_point(
 
 
 class Executor(Protocol):
-    """Runs `run_point` over specs; returns one PointResult per spec, stops on an error."""
+    """Runs points; returns one PointResult per spec (in spec order), stops on an error.
+
+    An executor calls `point_fn(spec, ctx, memory)` (default `run_point`) for each point not
+    yet done, wherever it likes: specs and ctx are picklable; `memory` is the worker's own
+    `InMemoryModels` when ctx.options.in_memory, else None. Register new executors in
+    EXECUTORS; `get_executor(name, progress=...)` builds them.
+    """
 
     def run(
         self,

@@ -9,6 +9,7 @@ Rerun the same command after an interruption: finished points are kept and skipp
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -190,16 +191,25 @@ def run(args: argparse.Namespace) -> int:
         confirm_run_unsafe_code=args.confirm_run_unsafe_code,
         in_memory=args.in_memory,
     )
-    results = run_sweep(
-        run_dir,
-        specs,
-        settings,
-        options,
-        executor=args.executor,
-        force=args.force,
-        report=not args.no_report,
-        progress=not args.no_progress,
-    )
+    try:
+        results = run_sweep(
+            run_dir,
+            specs,
+            settings,
+            options,
+            executor=args.executor,
+            force=args.force,
+            report=not args.no_report,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        done = len(RunStore(run_dir).done_ids())
+        print(
+            f"\ninterrupted: {done} finished points are kept in {run_dir}; rerun the same "
+            "command to resume",
+            file=sys.stderr,
+        )
+        return 130
     done = sum(r.status == "done" for r in results)
     print(f"{done} points evaluated, {len(results) - done} already done; run directory {run_dir}")
     if not args.no_report:
