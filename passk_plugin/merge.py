@@ -55,8 +55,9 @@ def _resolve_refs(node: Any, key: str | None = None) -> Any:
     return node
 
 
-def load_recipe(recipe: str | os.PathLike | Mapping[str, Any] | MergeConfiguration):
-    """A validated ``MergeConfiguration`` from a YAML path, a dict or a configuration.
+def load_recipe(recipe: Any) -> MergeConfiguration:
+    """A validated ``MergeConfiguration`` from a YAML path, a dict, a configuration, a
+    :class:`~passk_plugin.recipes.GridPoint` or a :class:`~passk_plugin.recipes.RecipeFile`.
 
     Local model paths are made absolute (checked to exist). Raises FileNotFoundError for a
     missing recipe or checkpoint and ValueError for a recipe that breaks passk's rules:
@@ -65,6 +66,10 @@ def load_recipe(recipe: str | os.PathLike | Mapping[str, Any] | MergeConfigurati
     """
     from mergekit.config import MergeConfiguration
 
+    if hasattr(recipe, "to_mergekit"):  # a recipes.GridPoint
+        recipe = recipe.to_mergekit()
+    elif hasattr(recipe, "point") and hasattr(recipe, "path"):  # a recipes.RecipeFile
+        recipe = recipe.path
     if isinstance(recipe, MergeConfiguration):
         raw = recipe.model_dump(mode="json", exclude_defaults=True)
     elif isinstance(recipe, Mapping):
@@ -251,7 +256,12 @@ class ResidentCheckpoints:
         return list(self._tensors)
 
     def __contains__(self, ref: object) -> bool:
-        return isinstance(ref, (str, os.PathLike)) and resolve_checkpoint(ref) in self._tensors
+        if not isinstance(ref, (str, os.PathLike)):
+            return False
+        try:
+            return resolve_checkpoint(ref) in self._tensors
+        except (FileNotFoundError, ValueError):
+            return False
 
     def nbytes(self) -> int:
         return sum(
@@ -334,12 +344,20 @@ def merge_in_memory(
     return state
 
 
-def load_merged(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Copy merged tensors into `model`'s parameters and buffers, in place.
+def load_merged(
+    model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, copy: bool = False
+) -> None:
+    """Put merged tensors into `model`'s parameters and persistent buffers.
+
+    By default the tensors are handed over without a copy (each parameter's ``.data`` is
+    replaced): the model then owns them, so do not modify `state_dict` afterwards.
+    ``copy=True`` copies into the model's existing storage instead (slower; use it when
+    something else holds references to that storage).
 
     Strict: every persistent tensor of the model must be given (a tied one may be left out
-    when the tensor it shares storage with is given), with the same shape and dtype
-    (no silent casts); names the model lacks are an error.
+    when the tensor it shares storage with is given), with the same shape, dtype and device
+    (no silent casts or moves); names the model lacks are an error. Of tied names, the
+    first in the model's order supplies the shared tensor.
     """
     import torch
 
@@ -354,11 +372,31 @@ def load_merged(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) 
                 continue  # tied to a tensor that is being set
             raise ValueError(f"merged weights lack {name!r}")
         source = state_dict[name]
-        if source.shape != target.shape or source.dtype != target.dtype:
+        if (source.shape, source.dtype, source.device) != (
+            target.shape,
+            target.dtype,
+            target.device,
+        ):
             raise ValueError(
-                f"{name}: merged tensor is {source.dtype} {list(source.shape)}, "
-                f"model has {target.dtype} {list(target.shape)}"
+                f"{name}: merged tensor is {source.dtype} {list(source.shape)} on "
+                f"{source.device}, model has {target.dtype} {list(target.shape)} on "
+                f"{target.device}"
             )
     with torch.no_grad():
-        for name, source in state_dict.items():
-            own[name].copy_(source)
+        if copy:
+            done: set[int] = set()
+            for name, target in own.items():
+                if name in state_dict and target.data_ptr() not in done:
+                    target.copy_(state_dict[name])
+                    done.add(target.data_ptr())
+            return
+        seen: set[int] = set()
+        for name, param in model.named_parameters(remove_duplicate=False):
+            if id(param) in seen or name not in state_dict:
+                continue  # a tied parameter already set, or one given under its tied name
+            param.data = state_dict[name]
+            seen.add(id(param))
+        for name, _ in model.named_buffers(remove_duplicate=False):
+            if name in state_dict:
+                module_name, _, attr = name.rpartition(".")
+                model.get_submodule(module_name)._buffers[attr] = state_dict[name]

@@ -204,18 +204,48 @@ def test_in_memory_is_bit_identical_to_mergekit_yaml(recipes, resident, tmp_path
     assert all(torch.equal(state[name], disk[name]) for name in disk)
 
 
-def test_load_merged_matches_loading_from_disk(recipes, merged, resident, ckpts):
+@pytest.mark.parametrize("copy", [False, True])
+def test_load_merged_matches_loading_from_disk(copy, recipes, merged, resident, ckpts):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(ckpts["early"])
     ids = torch.tensor([[1, 5, 9, 14, 3]])
     for pid in ("wise-ft_a0.300", "slerp_t0.500"):  # a second point reuses the model
-        load_merged(model, merge_in_memory(recipes[pid], resident))
+        load_merged(model, merge_in_memory(recipes[pid], resident), copy=copy)
         reference = AutoModelForCausalLM.from_pretrained(merged[pid])
         for name, tensor in reference.state_dict().items():
             assert torch.equal(model.state_dict()[name], tensor), name
         with torch.no_grad():
             assert torch.equal(model(ids).logits, reference(ids).logits)
+
+
+def test_tied_embeddings_stay_tied(tmp_path, tiny_tokenizer):
+    """Qwen2.5-style checkpoints store only the embedding; mergekit also writes lm_head."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        tie_word_embeddings=True,
+    )
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        paths.append(tmp_path / f"tied{seed}")
+        LlamaForCausalLM(config).save_pretrained(paths[-1])
+        tiny_tokenizer.save_pretrained(paths[-1])
+    assert "lm_head.weight" not in load_file(paths[0] / "model.safetensors")
+    (point,) = wise_ft_grid(*paths, [0.4])
+    recipe = write_recipes([point], tmp_path / "recipes").parent / f"{point.id}.yaml"
+    reference = AutoModelForCausalLM.from_pretrained(merge_recipe(recipe, tmp_path / "out"))
+    model = AutoModelForCausalLM.from_pretrained(paths[0])
+    load_merged(model, merge_in_memory(recipe, ResidentCheckpoints(paths)))
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
 
 
 def test_load_merged_is_strict(recipes, resident, ckpts):
@@ -368,3 +398,12 @@ def test_merge_command(recipes, tmp_path, capsys):
     assert "skipped" in capsys.readouterr().out
     assert passk(["merge", str(tmp_path / "none.yaml"), str(out)]) == 2
     assert "recipe not found" in capsys.readouterr().err
+
+
+def test_in_memory_accepts_grid_points(ckpts, recipes, resident):
+    (point,) = wise_ft_grid(ckpts["early"], ckpts["late"], [0.3])
+    from_point = merge_in_memory(point, resident)
+    from_file = merge_in_memory(recipes["wise-ft_a0.300"], resident)
+    assert all(torch.equal(from_point[k], from_file[k]) for k in from_file)
+    assert resident.paths == [str(p) for p in ckpts.values()]
+    assert ckpts["early"] in resident and "/no/such" not in resident
