@@ -88,6 +88,7 @@ DEFAULT_SEED = 1234
 # Seeds stay below 2**62 so that vLLM's per-sample ``seed + index`` never overflows int64.
 _SEED_BITS = 62
 _SHM = Path("/dev/shm")
+_HEAD = "lm_head.weight"
 
 WeightsLike = Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
 
@@ -131,6 +132,19 @@ def checkpoint_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
             for name in f.keys():  # noqa: SIM118  (safe_open has no __iter__)
                 shapes[name] = tuple(f.get_slice(name).get_shape())
     return shapes
+
+
+def without_tied_head(
+    reference: Mapping[str, tuple[int, ...]], shapes: Mapping[str, tuple[int, ...]]
+) -> dict[str, tuple[int, ...]]:
+    """``shapes`` less an output head the reference checkpoint leaves out (tied embeddings).
+
+    A model with tied input and output embeddings saves no ``lm_head.weight``, but its
+    ``state_dict()`` (and so a merge of it) may still hold one; vLLM skips it for tied models.
+    """
+    if _HEAD in shapes and _HEAD not in reference:
+        return {name: shape for name, shape in shapes.items() if name != _HEAD}
+    return dict(shapes)
 
 
 def compare_shapes(
@@ -314,6 +328,7 @@ class VLLMPassK(VLLM):
         root = Path(path).resolve()
         shapes = checkpoint_shapes(root)
         if self._reference_shapes is not None:
+            shapes = without_tied_head(self._reference_shapes, shapes)
             compare_shapes(self._reference_shapes, shapes, f"checkpoint {root}")
         self._reload(root)
 
@@ -341,7 +356,9 @@ class VLLMPassK(VLLM):
             raise ValueError("update_weights got no tensors")
         if self._reference_shapes is not None:
             got = {n: tuple(t.shape) for n, t in tensors.items()}
+            got = without_tied_head(self._reference_shapes, got)
             compare_shapes(self._reference_shapes, got, "the new weights")
+            tensors = {n: tensors[n] for n in got}
         where = _SHM if _SHM.is_dir() else None
         with tempfile.TemporaryDirectory(prefix="passk-weights-", dir=where) as tmp:
             save_file(tensors, str(Path(tmp) / "model.safetensors"))

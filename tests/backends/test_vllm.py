@@ -25,6 +25,7 @@ from passk_plugin.backends.vllm import (  # noqa: E402
     checkpoint_shapes,
     compare_shapes,
     prompt_seed,
+    without_tied_head,
 )
 
 PROMPTS = [
@@ -108,6 +109,14 @@ def test_compare_shapes_names_the_problem():
         compare_shapes(ref, {**ref, "c": (1,)}, "x")
     with pytest.raises(ValueError, match="shape mismatch a"):
         compare_shapes(ref, {"a": (3, 2), "b": (4,)}, "x")
+
+
+def test_tied_output_head_is_ignored_only_when_the_reference_lacks_it():
+    tied = {"model.embed_tokens.weight": (8, 4)}
+    given = {**tied, "lm_head.weight": (8, 4)}
+    assert without_tied_head(tied, given) == tied
+    untied = {**tied, "lm_head.weight": (8, 4)}
+    assert without_tied_head(untied, given) == given
 
 
 def test_checkpoint_shapes_reads_headers(checkpoints, tmp_path):
