@@ -10,10 +10,8 @@ in `EXECUTORS` and call the same `run_point`.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -341,10 +339,7 @@ def run_point(
     }
     store.write_point(spec.id, files, marker)
     if spec.needs_merge and not ctx.options.keep_merged:
-        merged = store.merged_dir(spec.id)
-        shutil.rmtree(merged, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            merged.parent.rmdir()  # only when no other merged model is left
+        store.remove_merged(spec.id)
     return PointResult(
         id=spec.id, status="done", merge_s=merge_s, eval_s=eval_s, metrics=summarize(results)
     )
@@ -575,6 +570,9 @@ def run_sweep(
     store.root.mkdir(parents=True, exist_ok=True)
     reconcile_settings(store, settings, specs, force)
     store.clean_partial()
+    if not (options and options.keep_merged):
+        for pid in store.done_ids():  # killed between storing a point and deleting its merge
+            store.remove_merged(pid)
     ctx = SweepContext(run_dir=str(store.root), settings=settings, options=options or RunOptions())
     for key in ("batch_size", "device"):
         if key in settings.model_args and getattr(ctx.options, key) is not None:

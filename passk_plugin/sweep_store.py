@@ -165,7 +165,21 @@ class RunStore:
                 if p.name.startswith(TMP_PREFIX) or (p.is_dir() and not (p / DONE_FILE).exists()):
                     shutil.rmtree(p, ignore_errors=True)
                     removed.append(p)
+        merged = self.root / MERGED_DIR
+        if merged.is_dir():
+            # A merge killed mid-write leaves <point>.tmp-<pid> (passk_plugin.merge's naming).
+            for p in merged.glob("*.tmp-*"):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
         return removed
+
+    def remove_merged(self, point_id: str) -> None:
+        """Delete a point's merged weights (and merged/ itself once empty)."""
+        shutil.rmtree(self.merged_dir(point_id), ignore_errors=True)
+        try:
+            (self.root / MERGED_DIR).rmdir()
+        except OSError:
+            pass  # other merged models are still there
 
     def discard_points(self) -> None:
         """Remove every stored point and the report (used when settings are forced to change)."""

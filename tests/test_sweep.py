@@ -457,3 +457,12 @@ def test_cli_writes_the_recipes_into_the_run_dir(tmp_path, tiny_pair):
     assert [s.id for s in specs] == ["wise-ft_a0.000", "wise-ft_a0.500", "wise-ft_a1.000"]
     assert (tmp_path / "recipes" / "manifest.json").is_file()
     assert all(Path(s.recipe).parent == (tmp_path / "recipes").resolve() for s in specs)
+
+
+def test_merges_of_finished_points_are_cleared_on_rerun(tmp_path, lab):
+    # killed after storing a point but before deleting its merged weights
+    specs = [_merge_spec("a", 0.0)]
+    run_sweep(tmp_path, specs, EvalSettings(tasks=["t"]), report=False, progress=False)
+    RunStore(tmp_path).merged_dir("a").mkdir(parents=True)
+    run_sweep(tmp_path, specs, EvalSettings(tasks=["t"]), report=False, progress=False)
+    assert not (tmp_path / "merged").exists()

@@ -98,3 +98,13 @@ def test_sample_record_matches_lm_eval_jsonl_shape():
     assert rec["target"] == "18"
     assert (rec["n"], rec["c"]) == (2, 1)
     assert sample["target"] == 18  # the input is not modified
+
+
+def test_clean_partial_removes_killed_merges_and_remove_merged(tmp_path):
+    store = RunStore(tmp_path)
+    (store.root / "merged" / "p.tmp-999").mkdir(parents=True)
+    store.merged_dir("q").mkdir()
+    assert [p.name for p in store.clean_partial()] == ["p.tmp-999"]
+    assert store.merged_dir("q").is_dir()  # a finished merge is reused on rerun
+    store.remove_merged("q")
+    assert not (store.root / "merged").exists()
