@@ -71,7 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep merged weights under RUN_DIR/merged (default: delete after evaluation)",
     )
-    r.add_argument("--executor", default="local", help="how points are run [local]")
+    r.add_argument(
+        "--executor",
+        default="local",
+        help="how points are run: local (one after another here) or ray (one Ray task per "
+        "point) [local]",
+    )
     r.add_argument(
         "--in-memory",
         action="store_true",
@@ -90,6 +95,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     r.add_argument("--no-report", action="store_true", help="skip the report at the end")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    y = parser.add_argument_group("ray executor (--executor ray; pip install 'passk[ray]')")
+    y.add_argument(
+        "--ray-address",
+        help="Ray cluster to join: HEAD:6379 or auto [the cluster in RAY_ADDRESS if set, "
+        "else a local Ray instance]",
+    )
+    y.add_argument("--ray-cpus", type=float, help="CPUs per point [1]")
+    y.add_argument(
+        "--ray-gpus", type=float, help="GPUs per point [1 when the cluster has GPUs, else 0]"
+    )
+    y.add_argument(
+        "--ray-max-retries", type=int, help="reruns of a point whose worker or node died [2]"
+    )
+
+
+# --ray-* flag (argparse dest) -> keyword argument of the ray executor
+RAY_FLAGS = {
+    "ray_address": "address",
+    "ray_cpus": "num_cpus",
+    "ray_gpus": "num_gpus",
+    "ray_max_retries": "max_retries",
+}
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for the chosen executor, from its own flags."""
+    given = {dest: getattr(args, dest, None) for dest in RAY_FLAGS}
+    given = {dest: value for dest, value in given.items() if value is not None}
+    if given and args.executor != "ray":
+        flags = ", ".join("--" + dest.replace("_", "-") for dest in given)
+        raise ValueError(f"{flags} only apply to --executor ray")
+    return {RAY_FLAGS[dest]: value for dest, value in given.items()}
 
 
 def _args_string(text: str | None) -> dict[str, Any]:
@@ -178,7 +216,8 @@ def grid_from_args(args: argparse.Namespace, run_dir: Path) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from passk_plugin.sweep import RunOptions, run_sweep
+    from passk_plugin.executors import PointFailures
+    from passk_plugin.sweep import RunOptions, get_executor, run_sweep
     from passk_plugin.sweep_store import RunStore
 
     settings = settings_from_args(args)
@@ -191,13 +230,14 @@ def run(args: argparse.Namespace) -> int:
         confirm_run_unsafe_code=args.confirm_run_unsafe_code,
         in_memory=args.in_memory,
     )
+    executor = get_executor(args.executor, progress=not args.no_progress, **executor_options(args))
     try:
         results = run_sweep(
             run_dir,
             specs,
             settings,
             options,
-            executor=args.executor,
+            executor=executor,
             force=args.force,
             report=not args.no_report,
             progress=not args.no_progress,
@@ -210,6 +250,17 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    except PointFailures as err:
+        for pid, error in err.failed.items():
+            print(f"point {pid} failed: {error}", file=sys.stderr)
+        print(
+            f"{len(err.failed)} of {len(specs)} points failed; the {len(err.results)} others "
+            f"are kept in {run_dir}; rerun the same command to run only the failed ones",
+            file=sys.stderr,
+        )
+        if not args.no_report and RunStore(run_dir).done_ids():
+            print(f"report (finished points): {RunStore(run_dir).report_dir / 'leaderboard.md'}")
+        return 1
     done = sum(r.status == "done" for r in results)
     print(f"{done} points evaluated, {len(results) - done} already done; run directory {run_dir}")
     if not args.no_report:
