@@ -198,20 +198,22 @@ def task_manager(settings: EvalSettings):
     )
 
 
-def register_backends() -> None:
-    """Make passk's own lm_eval models (hf-passk, ...) known to lm_eval's registry."""
+def register_backends(model: str) -> None:
+    """Make passk's own lm_eval models (hf-passk, ...) known when `model` is not a stock one."""
+    from lm_eval.api.registry import get_model
+
     try:
+        get_model(model)
+    except ValueError:
         importlib.import_module("passk_plugin.backends")
-    except ImportError:
-        pass
 
 
 def evaluate(ctx: SweepContext, spec: PointSpec, model_ref: Any) -> dict[str, Any]:
     """Run lm_eval on one model; returns simple_evaluate's results (samples included)."""
     import lm_eval
 
-    register_backends()
-
+    if isinstance(model_ref, (str, Path)):
+        register_backends(ctx.settings.model)
     results = lm_eval.simple_evaluate(
         task_manager=task_manager(ctx.settings), **lm_eval_kwargs(ctx, spec, model_ref)
     )
@@ -288,7 +290,6 @@ class InMemoryModels:
         from lm_eval.api.registry import get_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        register_backends()
         s, o = self.ctx.settings, self.ctx.options
         self.model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(self.device())
         self.model.eval()
@@ -296,6 +297,7 @@ class InMemoryModels:
         kwargs: dict[str, Any] = {**s.model_args}
         if o.batch_size is not None:
             kwargs["batch_size"] = o.batch_size
+        register_backends(s.model)
         self.lm = get_model(s.model)(
             pretrained=self.model, tokenizer=AutoTokenizer.from_pretrained(base), **kwargs
         )
@@ -402,7 +404,10 @@ class LocalExecutor:
 
 # name -> "module:attribute" of a zero-argument executor factory, imported on demand so
 # optional executors (e.g. one on Ray) cost nothing unless chosen.
-EXECUTORS: dict[str, str] = {"local": "passk_plugin.sweep:LocalExecutor"}
+EXECUTORS: dict[str, str] = {
+    "local": "passk_plugin.sweep:LocalExecutor",
+    "ray": "passk_plugin.executors.ray:RayExecutor",
+}
 
 
 def get_executor(name: str, **kwargs: Any) -> Executor:
@@ -584,9 +589,21 @@ def run_sweep(
             f"{' or '.join(IN_MEMORY_MODELS)}, or drop --in-memory for {settings.model!r}"
         )
     ex = get_executor(executor, progress=progress) if isinstance(executor, str) else executor
-    results = ex.run(list(specs), ctx)
-    if report:
-        from passk_plugin.report import build_report
+    from passk_plugin.executors import PointFailures
 
-        build_report(store.root)
+    try:
+        results = ex.run(list(specs), ctx)
+    except PointFailures:
+        # The executor went on past failed points: report what finished, then fail.
+        if report and store.done_ids():
+            _report(store)
+        raise
+    if report:
+        _report(store)
     return results
+
+
+def _report(store: RunStore) -> None:
+    from passk_plugin.report import build_report
+
+    build_report(store.root)
