@@ -220,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
     from passk_plugin.sweep import RunOptions, get_executor, run_sweep
     from passk_plugin.sweep_store import RunStore
 
+    # First, so a missing optional dependency is reported before any work or file.
+    executor = get_executor(args.executor, progress=not args.no_progress, **executor_options(args))
     settings = settings_from_args(args)
     run_dir = args.out.resolve()
     specs = grid_from_args(args, run_dir)
@@ -230,7 +232,6 @@ def run(args: argparse.Namespace) -> int:
         confirm_run_unsafe_code=args.confirm_run_unsafe_code,
         in_memory=args.in_memory,
     )
-    executor = get_executor(args.executor, progress=not args.no_progress, **executor_options(args))
     try:
         results = run_sweep(
             run_dir,

@@ -283,8 +283,8 @@ class RayExecutor:
                         failed[spec.id] = error
                     bar.update(1)
         except BaseException:
-            # Interrupted: stop the points in flight. Their workers die before the atomic
-            # rename, so nothing half-written is left as a point.
+            # Interrupted: stop the points in flight. A killed worker leaves its point either
+            # complete (renamed into place) or absent, never half-written.
             for ref in running:
                 ray.cancel(ref, force=True)
             raise
