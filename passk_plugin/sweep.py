@@ -287,6 +287,7 @@ class InMemoryModels:
         return self.lm
 
     def _load(self, base: str, dtype: Any) -> None:
+        import torch
         from lm_eval.api.registry import get_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -298,6 +299,9 @@ class InMemoryModels:
         if o.batch_size is not None:
             kwargs["batch_size"] = o.batch_size
         register_backends(s.model)
+        # simple_evaluate seeds torch before it builds a model from a path; some models
+        # (hf-passk) take their sampling seed from torch then, so build this one alike.
+        torch.manual_seed(s.seed)
         self.lm = get_model(s.model)(
             pretrained=self.model, tokenizer=AutoTokenizer.from_pretrained(base), **kwargs
         )
