@@ -229,7 +229,7 @@ def rho_histograms(records: Sequence[PointRecord], task: str) -> bytes | None:
         edges = (np.arange(n + 2) - 0.5) / n
         ax.hist(tr.rho, bins=edges, color="tab:blue", edgecolor="white")
         ax.set_title(f"{_label(r)}\nmean ρ={float(np.mean(tr.rho)):.3f}", fontsize=8)
-        ax.set_xlim(-0.05, 1.05)
+        ax.set_xlim(edges[0], edges[-1])
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(pts) :]:
         ax.set_visible(False)
