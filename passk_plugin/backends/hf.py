@@ -4,9 +4,9 @@ lm_eval turns ``repeats: K`` into K identical ``generate_until`` requests. Stock
 them as K independent sequences, running the same prompt through the model K times. Here the K
 copies are collapsed (``grouping.group_requests``), each distinct prompt is run through the model
 once, its key/value cache and last logits are copied K times, and the K continuations are
-sampled together. Prompts of several problems share a batch under a row and token budget, and
-rows that have finished (EOS or a stop string) leave the batch so later decode steps only compute
-live rows.
+sampled together. Prompts of several problems share a batch under a row and token budget; rows
+that have finished (EOS or a stop string) leave the batch, and the next problems' rows join it
+as soon as there is room (continuous batching), so decode steps stay full.
 
 Sampling follows stock ``hf`` exactly: the generation settings are merged with the model's
 ``generation_config`` by transformers' own ``_prepare_generation_config`` and turned into the same
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,6 @@ from passk_plugin.backends.grouping import (
     group_by_settings,
     group_requests,
     scatter,
-    split_group,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,22 @@ DEFAULT_MAX_PREFILL_TOKENS = 8192
 # Finished rows are dropped from the cache once they make up this share of the batch: each drop
 # copies the whole cache, so doing it for every single finished row would cost more than it saves.
 COMPACT_FRACTION = 0.125
+
+
+# Generation settings whose logits processors count tokens from where the prompt ends: rows of
+# different prompt lengths or start times must not share their batch, as in stock hf.
+_LENGTH_DEPENDENT = (
+    "min_length",
+    "min_new_tokens",
+    "exponential_decay_length_penalty",
+    "begin_suppress_tokens",
+    "forced_eos_token_id",
+)
+
+
+def joins_running_batch(config: transformers.GenerationConfig) -> bool:
+    """Whether new rows may join a batch mid-way under these settings (continuous batching)."""
+    return not any(getattr(config, name, None) for name in _LENGTH_DEPENDENT)
 
 
 class _Unsupported(Exception):
@@ -74,46 +90,94 @@ class SampleSettings:
 
 @dataclass
 class _Unit:
-    """Rows of one request group that run in one batch: one prompt, ``n`` samples."""
+    """Samples of one prompt that join a batch together, sharing one prefill."""
 
-    group: int
     prompt: list[int]
-    n: int
+    samples: list[list[int]]  # one token list per sample, filled while decoding
 
 
-def plan_batches(
-    lengths: Sequence[int],
-    sizes: Sequence[int],
-    *,
-    max_rows: int,
-    max_tokens: int | None,
-    gen_tokens: int,
-) -> list[list[int]]:
-    """Pack consecutive units into batches.
+@dataclass
+class _Rows:
+    """The batch being decoded: one row per sample, all tensors left-aligned to one width."""
 
-    A batch's rows are the sum of its units' ``sizes``; its token cost is rows times (longest
-    prompt + ``gen_tokens``), the size its key/value cache may reach. A batch holds at least one
-    unit even when that unit alone is over budget (the caller sizes units to fit).
+    cache: DynamicCache
+    ids: torch.Tensor  # (rows, width): prompt and sampled tokens, left-padded
+    mask: torch.Tensor  # (rows, width): 1 where ids holds a real token
+    positions: torch.Tensor  # (rows,): position id of each row's next token
+    logits: torch.Tensor  # (rows, vocab): float32 next-token logits, not yet sampled
+    out: list[list[int]]  # each row's sample, shared with its unit
+    limit: list[int]  # each row's most new tokens
+    done: list[bool]
+
+    @property
+    def n(self) -> int:
+        return len(self.out)
+
+    @property
+    def width(self) -> int:
+        return int(self.ids.shape[1])
+
+    def select(self, keep: list[int]) -> _Rows:
+        index = torch.tensor(keep, device=self.ids.device)
+        self.cache.batch_select_indices(index)
+        return _Rows(
+            cache=self.cache,
+            ids=self.ids.index_select(0, index),
+            mask=self.mask.index_select(0, index),
+            positions=self.positions.index_select(0, index),
+            logits=self.logits.index_select(0, index),
+            out=[self.out[r] for r in keep],
+            limit=[self.limit[r] for r in keep],
+            done=[self.done[r] for r in keep],
+        )
+
+    def trim_left(self) -> None:
+        """Drop leading columns that are padding in every row (cache included)."""
+        lead = int((self.mask != 0).int().argmax(dim=-1).min())
+        if lead == 0:
+            return
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[:, :, lead:, :]
+            layer.values = layer.values[:, :, lead:, :]
+        self.ids, self.mask = self.ids[:, lead:], self.mask[:, lead:]
+
+    def pad_left(self, width: int, pad_id: int) -> None:
+        extra = width - self.width
+        if extra <= 0:
+            return
+        for layer in self.cache.layers:
+            layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, extra, 0))
+            layer.values = torch.nn.functional.pad(layer.values, (0, 0, extra, 0))
+        self.ids = torch.nn.functional.pad(self.ids, (extra, 0), value=pad_id)
+        self.mask = torch.nn.functional.pad(self.mask, (extra, 0), value=0)
+
+    def extend(self, other: _Rows, pad_id: int) -> None:
+        """Add another batch's rows below these ones (both left-padded to one width)."""
+        width = max(self.width, other.width)
+        self.pad_left(width, pad_id)
+        other.pad_left(width, pad_id)
+        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
+            mine.keys = torch.cat([mine.keys, theirs.keys], dim=0)
+            mine.values = torch.cat([mine.values, theirs.values], dim=0)
+        self.ids = torch.cat([self.ids, other.ids], dim=0)
+        self.mask = torch.cat([self.mask, other.mask], dim=0)
+        self.positions = torch.cat([self.positions, other.positions], dim=0)
+        self.logits = torch.cat([self.logits, other.logits], dim=0)
+        self.out += other.out
+        self.limit += other.limit
+        self.done += other.done
+
+
+def admits(
+    rows: int, width: int, *, max_rows: int, max_tokens: int | None, gen_tokens: int
+) -> bool:
+    """Whether a batch of ``rows`` rows, ``width`` tokens wide so far, stays within budget.
+
+    Its token cost is rows times (width + ``gen_tokens``): what its key/value cache may reach.
     """
-    if len(lengths) != len(sizes):
-        raise ValueError("lengths and sizes differ in length")
-    batches: list[list[int]] = []
-    current: list[int] = []
-    rows = 0
-    longest = 0
-    for i, (length, size) in enumerate(zip(lengths, sizes, strict=True)):
-        new_rows = rows + size
-        new_longest = max(longest, length)
-        over_rows = new_rows > max_rows
-        over_tokens = max_tokens is not None and new_rows * (new_longest + gen_tokens) > max_tokens
-        if current and (over_rows or over_tokens):
-            batches.append(current)
-            current, rows, new_rows, new_longest = [], 0, size, length
-        current.append(i)
-        rows, longest = new_rows, new_longest
-    if current:
-        batches.append(current)
-    return batches
+    if rows > max_rows:
+        return False
+    return max_tokens is None or rows * (width + gen_tokens) <= max_tokens
 
 
 def unit_cap(length: int, *, max_rows: int, max_tokens: int | None, gen_tokens: int) -> int:
@@ -287,39 +351,8 @@ class HFPassKLM(HFLM):
                 f"length ({self.max_length}); lower max_gen_toks or raise max_length"
             )
         prompts = [self._encode_prompt(g.context, settings.max_gen_toks) for g in groups]
-        # Longest first, like stock hf: any out-of-memory error shows up at once.
-        order = sorted(range(len(groups)), key=lambda i: (-len(prompts[i]), groups[i].context))
-        units: list[_Unit] = []
-        for gi in order:
-            cap = unit_cap(
-                len(prompts[gi]),
-                max_rows=self.max_num_seqs,
-                max_tokens=self.max_batch_tokens,
-                gen_tokens=settings.max_gen_toks,
-            )
-            for piece in split_group(groups[gi], cap):
-                units.append(_Unit(group=gi, prompt=prompts[gi], n=piece.size))
-
-        tokens: list[list[list[int]]] = [[] for _ in groups]
-        batches = plan_batches(
-            [len(u.prompt) for u in units],
-            [u.n for u in units],
-            max_rows=self.max_num_seqs,
-            max_tokens=self.max_batch_tokens,
-            gen_tokens=settings.max_gen_toks,
-        )
-        for batch in batches:
-            batch_units = [units[i] for i in batch]
-            samples = self.sample_batch(
-                [u.prompt for u in batch_units],
-                [u.n for u in batch_units],
-                settings,
-                generator,
-            )
-            for unit, unit_samples in zip(batch_units, samples, strict=True):
-                tokens[unit.group].extend(unit_samples)
-            pbar.update(sum(u.n for u in batch_units))
-        return [[self._finish_text(t, settings.until) for t in group] for group in tokens]
+        samples = self.sample(prompts, [g.size for g in groups], settings, generator, pbar)
+        return [[self._finish_text(t, settings.until) for t in group] for group in samples]
 
     # ----------------------------------------------------------------------------------------
     # text
@@ -371,139 +404,205 @@ class HFPassKLM(HFLM):
     # the sampler
 
     @torch.inference_mode()
-    def sample_batch(
+    def sample(
         self,
         prompts: Sequence[list[int]],
         counts: Sequence[int],
         settings: SampleSettings,
         generator: torch.Generator,
+        pbar: tqdm | None = None,
     ) -> list[list[list[int]]]:
-        """Sample ``counts[i]`` continuations of ``prompts[i]``, each prompt prefilled once.
+        """Sample ``counts[i]`` continuations of ``prompts[i]`` (token ids).
 
-        Returns, per prompt, per sample, the generated token ids up to and including the token
-        that ended the sample (EOS, a special stop token, the one completing a stop string) or
-        ``max_gen_toks`` tokens.
+        Each prompt is prefilled once per piece of at most ``max_num_seqs`` samples (fewer
+        under ``max_batch_tokens``). Returns, per prompt, per sample, the generated tokens up
+        to and including the one that ended the sample (EOS, a special stop token, the one
+        completing a stop string), or the first ``max_gen_toks``.
         """
-        if len(prompts) != len(counts) or not prompts:
-            raise ValueError("need one count per prompt and at least one prompt")
-        device = self.device
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.eot_token_id
-        width = max(len(p) for p in prompts)
-        max_new = settings.max_gen_toks
+        if len(prompts) != len(counts):
+            raise ValueError(f"{len(prompts)} prompts but {len(counts)} counts")
+        # Empty prompts condition on the prefix token, as lm_eval does for loglikelihoods.
+        prompts = [list(p) if len(p) else [self.prefix_token_id] for p in prompts]
+        results: list[list[list[int]]] = [[[] for _ in range(n)] for n in counts]
+        units: list[_Unit] = []
+        # Longest first, like stock hf: any out-of-memory error shows up at once.
+        for i in sorted(range(len(prompts)), key=lambda i: -len(prompts[i])):
+            cap = unit_cap(
+                len(prompts[i]),
+                max_rows=self.max_num_seqs,
+                max_tokens=self.max_batch_tokens,
+                gen_tokens=settings.max_gen_toks,
+            )
+            for start in range(0, counts[i], cap):
+                units.append(_Unit(prompts[i], results[i][start : start + cap]))
+        self._decode_units(deque(units), settings, generator, pbar)
+        return results
+
+    def _limit(self, settings: SampleSettings, width: int) -> int:
         if settings.max_length is not None:
-            max_new = settings.max_length - width
-        if max_new <= 0:
-            return [[[] for _ in range(n)] for n in counts]
+            # stock hf: max_length counts the (padded) prompt too
+            return max(0, settings.max_length - width)
+        return settings.max_gen_toks
 
-        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-            mask[i, width - len(p) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-
-        cache, logits = self._prefill(ids, mask)
-        rows = torch.repeat_interleave(
-            torch.arange(len(prompts), device=device),
-            torch.tensor(list(counts), device=device),
+    def _fits(
+        self, rows: _Rows | None, admitted: list[_Unit], unit: _Unit, settings: SampleSettings
+    ) -> bool:
+        n_rows = (rows.n if rows else 0) + sum(len(u.samples) for u in admitted)
+        width = max([rows.width if rows else 0] + [len(u.prompt) for u in admitted])
+        return admits(
+            n_rows + len(unit.samples),
+            max(width, len(unit.prompt)),
+            max_rows=self.max_num_seqs,
+            max_tokens=self.max_batch_tokens,
+            gen_tokens=settings.max_gen_toks,
         )
-        cache.batch_select_indices(rows)
-        logits = logits.index_select(0, rows)
-        ids = ids.index_select(0, rows)
-        mask = mask.index_select(0, rows)
-        positions = mask.sum(dim=-1)
 
-        config = copy.copy(settings.generation_config)
-        config.max_length = width + max_new
-        processors = self.model._get_logits_processor(
-            generation_config=config,
-            input_ids_seq_length=width,
-            encoder_input_ids=ids,
-            device=device,
-            model_kwargs={},
-        )
+    def _decode_units(
+        self,
+        queue: deque[_Unit],
+        settings: SampleSettings,
+        generator: torch.Generator,
+        pbar: tqdm | None,
+    ) -> None:
+        """Decode all units, filling their sample lists; rows join and leave as room allows."""
+        refill = joins_running_batch(settings.generation_config)
+        until = [t for t in settings.until if t]
+        # a stop string completed by the newest token lies within the last few tokens
+        window = 4 * max((len(t) for t in until), default=0) + 4
         end_ids = self._stop_token_ids(settings.until)
-        eos = config._eos_token_tensor
+        eos = settings.generation_config._eos_token_tensor
         if eos is not None:
             end_ids |= {int(t) for t in eos.flatten().tolist()}
-        until = [t for t in settings.until if t]
-        window = 4 * max((len(t) for t in until), default=0) + 4
 
-        n_rows = int(rows.numel())
-        owner = rows.tolist()  # the prompt each live row samples for
-        slot = [0] * n_rows  # each row's sample index within its prompt
-        seen: dict[int, int] = {}
-        for r, p in enumerate(owner):
-            slot[r] = seen.get(p, 0)
-            seen[p] = slot[r] + 1
-        out: list[list[list[int]]] = [[[] for _ in range(n)] for n in counts]
-        gen = [out[owner[r]][slot[r]] for r in range(n_rows)]  # live rows' token lists
-        done = [False] * n_rows
-
-        step = 0
+        rows: _Rows | None = None
+        processors: Any = None
         while True:
-            scores = processors(ids, logits)
+            admitted: list[_Unit] = []
+            if rows is None or refill:
+                while queue and (
+                    # an empty batch always takes one unit, even one over budget
+                    (rows is None and not admitted)
+                    or self._fits(rows, admitted, queue[0], settings)
+                ):
+                    admitted.append(queue.popleft())
+            if admitted:
+                new = self._start_rows(admitted, settings)
+                if rows is None:
+                    rows = new
+                else:
+                    rows.extend(new, self._pad_id)
+                config = copy.copy(settings.generation_config)
+                config.max_length = rows.width + settings.max_gen_toks
+                processors = self.model._get_logits_processor(
+                    generation_config=config,
+                    input_ids_seq_length=rows.width,
+                    encoder_input_ids=rows.ids,
+                    device=self.device,
+                    model_kwargs={},
+                )
+            if rows is None:
+                return
+
+            scores = processors(rows.ids, rows.logits)
             if settings.do_sample:
                 probs = torch.softmax(scores, dim=-1)
                 nxt = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
             else:
                 nxt = torch.argmax(scores, dim=-1)
-            step += 1
-            ids = torch.cat([ids, nxt[:, None]], dim=-1)
-            new = nxt.tolist()
+            rows.ids = torch.cat([rows.ids, nxt[:, None]], dim=-1)
+            rows.mask = torch.cat([rows.mask, rows.mask.new_ones((rows.n, 1))], dim=-1)
             candidates: list[int] = []
-            for r, tok in enumerate(new):
-                if done[r]:
+            finished = 0
+            for r, tok in enumerate(nxt.tolist()):
+                if rows.done[r]:
                     continue
-                gen[r].append(tok)
-                if tok in end_ids or step >= max_new:
-                    done[r] = True
+                rows.out[r].append(tok)
+                if tok in end_ids or len(rows.out[r]) >= rows.limit[r]:
+                    rows.done[r] = True
+                    finished += 1
                 elif until:
                     candidates.append(r)
             if candidates:
-                self._check_stops(candidates, gen, done, until, window)
-            if all(done):
-                break
+                finished += self._check_stops(candidates, rows, until, window)
+            if pbar is not None and finished:
+                pbar.update(finished)
 
-            n_done = sum(done)
-            if n_done and n_done >= COMPACT_FRACTION * len(done):
-                keep = [r for r, d in enumerate(done) if not d]
-                sel = torch.tensor(keep, device=device)
-                cache.batch_select_indices(sel)
-                ids, mask, positions, nxt = (
-                    t.index_select(0, sel) for t in (ids, mask, positions, nxt)
+            keep = [r for r, d in enumerate(rows.done) if not d]
+            if not keep:
+                rows = None
+                continue
+            n_done = rows.n - len(keep)
+            room = (
+                refill
+                and bool(queue)
+                and admits(
+                    len(keep) + len(queue[0].samples),
+                    max(rows.width, len(queue[0].prompt)),
+                    max_rows=self.max_num_seqs,
+                    max_tokens=self.max_batch_tokens,
+                    gen_tokens=settings.max_gen_toks,
                 )
-                gen = [gen[r] for r in keep]
-                done = [False] * len(keep)
-                mask = self._trim_left(cache, mask)
+            )
+            # Each drop copies the whole cache: drop a few rows at once, or to make room.
+            if n_done and (n_done >= COMPACT_FRACTION * rows.n or room):
+                rows = rows.select(keep)
+                if refill:
+                    rows.trim_left()
+            rows.logits = self._decode_step(rows.ids[:, -1], rows.mask, rows.positions, rows.cache)
+            rows.positions = rows.positions + 1
 
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            logits = self._decode_step(nxt, mask, positions, cache)
-            positions = positions + 1
-        return out
+    @property
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return self.eot_token_id if pad is None else int(pad)
+
+    def _start_rows(self, units: list[_Unit], settings: SampleSettings) -> _Rows:
+        """Prefill the units' prompts once each and copy them to one row per sample."""
+        device = self.device
+        width = max(len(u.prompt) for u in units)
+        ids = torch.full((len(units), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(units), width), dtype=torch.long)
+        for i, unit in enumerate(units):
+            ids[i, width - len(unit.prompt) :] = torch.tensor(unit.prompt, dtype=torch.long)
+            mask[i, width - len(unit.prompt) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        cache, logits = self._prefill(ids, mask)
+        index = torch.repeat_interleave(
+            torch.arange(len(units), device=device),
+            torch.tensor([len(u.samples) for u in units], device=device),
+        )
+        cache.batch_select_indices(index)
+        mask = mask.index_select(0, index)
+        out = [sample for unit in units for sample in unit.samples]
+        return _Rows(
+            cache=cache,
+            ids=ids.index_select(0, index),
+            mask=mask,
+            positions=mask.sum(dim=-1),
+            logits=logits.index_select(0, index),
+            out=out,
+            limit=[self._limit(settings, width)] * len(out),
+            done=[False] * len(out),
+        )
 
     def _check_stops(
-        self,
-        candidates: list[int],
-        gen: list[list[int]],
-        done: list[bool],
-        until: list[str],
-        window: int,
-    ) -> None:
-        """Mark rows done whose text now holds a stop string.
+        self, candidates: list[int], rows: _Rows, until: list[str], window: int
+    ) -> int:
+        """Mark rows done whose text now holds a stop string; how many were marked.
 
         A stop string completed by the newest token lies in the last few tokens, so only rows
         whose tail holds one are decoded in full.
         """
-        tails = self.tokenizer.batch_decode([gen[r][-window:] for r in candidates])
+        tails = self.tokenizer.batch_decode([rows.out[r][-window:] for r in candidates])
+        marked = 0
         for r, tail in zip(candidates, tails, strict=True):
             if not any(t in tail for t in until):
                 continue
-            text = self._response_text(gen[r])
+            text = self._response_text(rows.out[r])
             if text is not None and len(postprocess_generated_text(text, until, None)) < len(text):
-                done[r] = True
+                rows.done[r] = True
+                marked += 1
+        return marked
 
     def _autocast(self) -> Any:
         return torch.autocast(
@@ -557,17 +656,6 @@ class HFPassKLM(HFLM):
                 use_cache=True,
             )
         return outputs.logits[:, -1, :].to(dtype=torch.float32)
-
-    @staticmethod
-    def _trim_left(cache: DynamicCache, mask: torch.Tensor) -> torch.Tensor:
-        """Drop cache columns that are padding for every remaining row."""
-        lead = int((mask != 0).int().argmax(dim=-1).min())
-        if lead == 0:
-            return mask
-        for layer in cache.layers:
-            layer.keys = layer.keys[:, :, lead:, :]
-            layer.values = layer.values[:, :, lead:, :]
-        return mask[:, lead:]
 
 
 @dataclass(frozen=True)

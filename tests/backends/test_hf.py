@@ -13,7 +13,9 @@ from scipy import stats
 import passk_plugin.backends  # noqa: F401  (registers hf-passk)
 from passk_plugin.backends.hf import (
     HFPassKLM,
-    plan_batches,
+    _Rows,
+    admits,
+    joins_running_batch,
     unit_cap,
 )
 
@@ -64,22 +66,21 @@ def peaked_model(tmp_path_factory, tiny_model: Path) -> Path:
 # pure helpers
 
 
-def test_plan_batches_respects_rows_and_tokens():
-    lengths = [100, 90, 80, 10, 10]
-    sizes = [4, 4, 4, 4, 4]
-    assert plan_batches(lengths, sizes, max_rows=8, max_tokens=None, gen_tokens=20) == [
-        [0, 1],
-        [2, 3],
-        [4],
-    ]
-    # 8 rows x (100 + 20) = 960 > 900, but 8 x (90 + 20) = 880 fits
-    assert plan_batches(lengths, sizes, max_rows=64, max_tokens=900, gen_tokens=20) == [
-        [0],
-        [1, 2],
-        [3, 4],
-    ]
-    # a unit over budget on its own still runs, alone
-    assert plan_batches([500], [4], max_rows=2, max_tokens=10, gen_tokens=1) == [[0]]
+def test_admits_respects_rows_and_tokens():
+    assert admits(8, 100, max_rows=8, max_tokens=None, gen_tokens=20)
+    assert not admits(9, 100, max_rows=8, max_tokens=None, gen_tokens=20)
+    # 8 rows x (100 + 20) = 960 tokens
+    assert admits(8, 100, max_rows=64, max_tokens=960, gen_tokens=20)
+    assert not admits(8, 100, max_rows=64, max_tokens=959, gen_tokens=20)
+
+
+def test_joins_running_batch_only_without_length_dependent_processors():
+    from transformers import GenerationConfig
+
+    assert joins_running_batch(GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9))
+    assert joins_running_batch(GenerationConfig(repetition_penalty=1.1))
+    assert not joins_running_batch(GenerationConfig(min_new_tokens=5))
+    assert not joins_running_batch(GenerationConfig(forced_eos_token_id=2))
 
 
 def test_unit_cap():
@@ -137,11 +138,18 @@ def test_stop_strings_cut_like_stock_hf(tiny_model, stock, passk):
         assert len(text) < len(base[PROMPTS.index(prompt)]), kw["until"]
 
 
-def test_eos_mid_batch_equals_stock_hf(tiny_model):
-    """Rows ending at EOS at different steps leave the batch; results match stock hf."""
+@pytest.mark.parametrize("extra", [{}, {"min_new_tokens": 4}])
+def test_eos_mid_batch_equals_stock_hf(tiny_model, monkeypatch, extra):
+    """Rows ending at EOS leave the batch and others join it; results match stock hf.
+
+    With min_new_tokens (counted from the prompt's end) rows may not join a running batch.
+    """
     stock = HFLM(pretrained=str(tiny_model), device="cpu", batch_size=16)
-    lm = HFPassKLM(pretrained=str(tiny_model), device="cpu")
-    free = {"until": [], "do_sample": False, "max_gen_toks": 30}
+    lm = HFPassKLM(pretrained=str(tiny_model), device="cpu", max_num_seqs=4)
+    joins = []
+    extend = _Rows.extend
+    monkeypatch.setattr(_Rows, "extend", lambda self, *a: (joins.append(1), extend(self, *a)))
+    free = {"until": [], "do_sample": False, "max_gen_toks": 30, **extra}
     reqs = instances([(p, free) for p in PROMPTS])
     # make a token that greedy decoding emits mid-way the EOS token of both models
     tok = stock.tokenizer
@@ -154,6 +162,7 @@ def test_eos_mid_batch_equals_stock_hf(tiny_model):
     got = lm.generate_until(reqs, disable_tqdm=True)
     assert got == want
     assert len({len(t) for t in got}) > 1  # rows really stopped at different steps
+    assert bool(joins) == (not extra)  # rows joined a running batch only where allowed
 
 
 def test_unsupported_settings_fall_back_to_stock_hf(stock, passk):
@@ -239,7 +248,7 @@ def _chi2_pvalue(counts: np.ndarray, probs: np.ndarray, min_expected: float = 5.
 
 def test_sampling_distribution_matches_softmax(peaked_model):
     """First and second tokens follow the processed softmax of the model's own logits."""
-    lm = HFPassKLM(pretrained=str(peaked_model), device="cpu")
+    lm = HFPassKLM(pretrained=str(peaked_model), device="cpu", max_num_seqs=1000)
     temperature, top_p, n = 0.7, 0.9, 4000
     settings = lm.resolve_settings(
         {
@@ -252,7 +261,7 @@ def test_sampling_distribution_matches_softmax(peaked_model):
     )
     prompt = lm.tok_encode(PROMPTS[0])
     gen = torch.Generator().manual_seed(0)
-    samples = lm.sample_batch([prompt], [n], settings, gen)[0]
+    samples = lm.sample([prompt], [n], settings, gen)[0]
     eos = lm.tokenizer.eos_token_id
     assert all(len(s) == 2 or s == [eos] for s in samples)  # two tokens unless the first ends it
     first = np.array([s[0] for s in samples])
