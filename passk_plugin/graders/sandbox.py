@@ -46,8 +46,9 @@ Layers of protection
    all), an IPC namespace, a mount namespace in which every mount is read-only except the
    server's scratch directory (a fresh /proc is mounted when allowed), and all capabilities
    dropped with ``no_new_privs`` (so the program cannot undo any of this, even through
-   native code). Without namespaces the server is a child subreaper and kills orphaned
-   descendants after each verdict, and samples die with their server (``PDEATHSIG``).
+   native code). Without namespaces the server is a child subreaper: before answering it
+   waits for the killed program and kills every descendant reparented to it, and programs
+   die with their server (``PDEATHSIG``).
 
 Threat model (honest)
 ---------------------
@@ -59,8 +60,10 @@ other names), so on a machine where namespaces are unavailable a malicious progr
 write files the user can write (through ``dir_fd`` tricks or native extensions already
 loaded, e.g. numpy's), read any file the user can read, use the network and start processes
 that escape the cleanup. With namespaces, what remains is: reading any file the user can
-read (nothing leaves, as there is no network), filling the scratch directory within the time
-and file-size limits, using CPU and memory up to the limits, and kernel bugs. The verdict
+read, connecting to Unix-domain sockets on the filesystem (neither the network namespace
+nor read-only mounts stop that; only the Python layer does, so a daemon's socket such as
+Docker's is reachable from native code), filling the scratch directory within the time and
+file-size limits, using CPU and memory up to the limits, and kernel bugs. The verdict
 channel is an inherited pipe: a program that hunts for it deliberately can forge a pass
 (the random token makes this impossible by accident). Run untrusted code from unknown
 sources in a VM or container as well.
