@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from passk_plugin.executors.ray import (
     PointResources,
     RayExecutor,
     forwarded_env,
+    gcs_endpoint,
     point_resources,
     run_point_task,
     slots,
@@ -67,6 +69,35 @@ def test_time_left():
 def test_forwarded_env():
     env = {"PASSK_DATA_DIR": "/d", "HF_HUB_OFFLINE": "1", "HF_TOKEN": "secret", "PATH": "/bin"}
     assert forwarded_env(env) == {"PASSK_DATA_DIR": "/d", "HF_HUB_OFFLINE": "1"}
+
+
+def test_gcs_endpoint():
+    assert gcs_endpoint("10.0.0.1:6379") == ("10.0.0.1", 6379)
+    assert gcs_endpoint("[::1]:6379") == ("::1", 6379)
+    assert gcs_endpoint(None) is gcs_endpoint("auto") is gcs_endpoint("ray://h:10001") is None
+    with pytest.raises(ValueError, match="bad --ray-address 'head'"):
+        gcs_endpoint("head")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_cluster_fails_fast_and_a_finished_sweep_needs_none(tmp_path):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("Ray is already initialised in this process")
+    store = RunStore(tmp_path)
+    store.write_settings({})
+    ctx = SweepContext(run_dir=str(tmp_path), settings=EvalSettings(tasks=["t"]))
+    executor = RayExecutor(progress=False, address=f"127.0.0.1:{_closed_port()}")
+    with pytest.raises(ValueError, match="cannot reach the Ray cluster at 127.0.0.1:.*ray start"):
+        executor.run([_spec()], ctx)
+    store.write_point("late-T1", {"results.json": "{}"}, {})
+    assert executor.run([_spec()], ctx) == [PointResult(id="late-T1", status="skipped")]
+    assert not ray.is_initialized()
 
 
 def _spec(pid: str = "late-T1") -> PointSpec:

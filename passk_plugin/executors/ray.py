@@ -51,6 +51,7 @@ from passk_plugin.sweep_store import RunStore
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'passk[ray]' (on every node of the cluster)"
 DEFAULT_MAX_RETRIES = 2
+CONNECT_TIMEOUT_S = 10.0
 # How often the driver refreshes progress and the cluster's capacity while points run.
 TICK_S = 5.0
 FORWARDED_ENV_PREFIXES = ("PASSK_",)
@@ -115,6 +116,23 @@ def describe_error(err: BaseException, max_retries: int) -> str:
     return f"{type(err).__name__} ({tries}): {first}"
 
 
+def gcs_endpoint(address: str | None) -> tuple[str, int] | None:
+    """(host, port) of a plain HEAD:PORT cluster address; None for "auto", ray://, local."""
+    if not address or "://" in address or address in ("auto", "local"):
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"bad --ray-address {address!r}: use HEAD:6379, auto or ray://HEAD:10001")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def unreachable(address: str | None, err: BaseException) -> str:
+    return (
+        f"cannot reach the Ray cluster at {address}: {err}. Start it with `ray start --head` "
+        "(workers: `ray start --address HEAD:6379`), or drop --ray-address for a local instance"
+    )
+
+
 def forwarded_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The driver's variables that tasks inherit: passk's own and the Hugging Face offline flags."""
     return {
@@ -165,6 +183,7 @@ class RayExecutor:
             raise ValueError("a point needs CPUs or GPUs: set --ray-cpus or --ray-gpus above 0")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        gcs_endpoint(address)  # a malformed address is refused before any work
         self.progress = progress
         self.address = address
         self.num_cpus = num_cpus
@@ -178,6 +197,8 @@ class RayExecutor:
         ctx: SweepContext,
         point_fn: Callable[..., PointResult] | None = None,
     ) -> list[PointResult]:
+        if all(RunStore(ctx.run_dir).is_done(s.id) for s in specs):
+            return [PointResult(id=s.id, status="skipped") for s in specs]  # no cluster needed
         ray = import_ray()
         started = self._connect(ray)
         try:
@@ -194,14 +215,18 @@ class RayExecutor:
         kwargs: dict[str, Any] = {"address": address}
         if address is None:
             kwargs["include_dashboard"] = False
+        endpoint = gcs_endpoint(address)
+        try:
+            if endpoint is not None:
+                # Ray itself retries an unreachable address for minutes; fail fast instead.
+                with socket.create_connection(endpoint, timeout=CONNECT_TIMEOUT_S):
+                    pass
+        except OSError as err:  # refused, timed out, unknown host
+            raise ValueError(unreachable(address, err)) from err
         try:
             ray.init(**kwargs)
         except ConnectionError as err:
-            raise ValueError(
-                f"cannot reach the Ray cluster at {address}: {err}. Start it with "
-                "`ray start --head` (workers: `ray start --address HEAD:6379`) or drop "
-                "--ray-address for a local instance"
-            ) from err
+            raise ValueError(unreachable(address, err)) from err
         return True
 
     def _capacity(self, ray: ModuleType, need: PointResources) -> int:
