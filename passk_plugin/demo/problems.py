@@ -1,0 +1,265 @@
+"""Seeded multi-step arithmetic word problems in GSM8K's format.
+
+Each problem is a short story with small numbers solved in two or three equations. The
+answer field follows GSM8K: worked reasoning, then a final line `#### N`, so the passk
+GSM8K task and grader read these files exactly as they read the real benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+NAMES_HE = ["Tom", "Sam", "Ben", "Leo", "Max", "Dan", "Joe", "Ali", "Raj", "Ken"]
+NAMES_SHE = ["Ann", "Mia", "Eva", "Zoe", "Amy", "Ivy", "Kim", "Lea", "Nia", "Sue"]
+ITEMS = ["pencils", "apples", "stickers", "marbles", "cards", "shells", "beads", "stamps"]
+FOODS = ["cookies", "muffins", "cupcakes", "pretzels", "biscuits"]
+THINGS = ["books", "toys", "hats", "pens", "cups", "kites"]
+
+# One arithmetic step: (left, operator, right, result).
+Step = tuple[int, str, int, int]
+
+_FINAL = re.compile(r"####\s*(-?\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One word problem; `key` identifies the computation (template and numbers)."""
+
+    question: str
+    steps: tuple[Step, ...]
+    key: tuple
+
+    @property
+    def value(self) -> int:
+        return self.steps[-1][3]
+
+    @property
+    def reasoning(self) -> str:
+        return " ".join(f"{a} {op} {b} = {r}." for a, op, b, r in self.steps)
+
+    @property
+    def answer(self) -> str:
+        return f"{self.reasoning}\n#### {self.value}"
+
+    def to_record(self) -> dict[str, str]:
+        return {"question": self.question, "answer": self.answer}
+
+
+def final_answer(answer: str) -> int:
+    """The number after `#### ` in a GSM8K-style answer."""
+    match = _FINAL.search(answer.strip())
+    if match is None:
+        raise ValueError(f"answer has no final '#### N' line: {answer!r}")
+    return int(match.group(1))
+
+
+# The zero-shot instruction of the `gsm8k_passk_zeroshot` task: the demo models are trained
+# on exactly the prompt that task renders, so lm_eval evaluates them in their own format.
+INSTRUCTION = (
+    "Solve the following math word problem step by step. End your response with "
+    '"The answer is N.", where N is the final numerical answer.'
+)
+
+
+def prompt_text(question: str) -> str:
+    """The prompt of the `gsm8k_passk_zeroshot` task for one question."""
+    return f"{INSTRUCTION}\n\nQ: {question}\nA:"
+
+
+def completion_text(answer: str) -> str:
+    """What follows the prompt in training: the reasoning, then 'The answer is N.'.
+
+    A blank line closes it (then the tokenizer's end-of-text token in training).
+    """
+    reasoning, _, _ = answer.strip().rpartition("\n")
+    return f" {reasoning.strip()} The answer is {final_answer(answer)}.\n\n"
+
+
+def training_text(problem: Problem | dict[str, str]) -> str:
+    record = problem.to_record() if isinstance(problem, Problem) else problem
+    return prompt_text(record["question"]) + completion_text(record["answer"])
+
+
+def _person(rng: random.Random) -> tuple[str, str, str]:
+    if rng.random() < 0.5:
+        return rng.choice(NAMES_HE), "he", "his"
+    return rng.choice(NAMES_SHE), "she", "her"
+
+
+def _boxes_give(rng: random.Random) -> Problem:
+    name, he, _ = _person(rng)
+    item = rng.choice(ITEMS)
+    a, b = rng.randint(2, 9), rng.randint(2, 12)
+    x = a * b
+    c = rng.randint(1, min(20, x - 1))
+    q = (
+        f"{name} has {a} boxes of {b} {item}. {he.capitalize()} gives away {c}. "
+        f"How many {item} does {he} have left?"
+    )
+    return Problem(q, ((a, "*", b, x), (x, "-", c, x - c)), ("boxes", a, b, c))
+
+
+def _change(rng: random.Random) -> Problem:
+    name, he, _ = _person(rng)
+    thing = rng.choice(THINGS)
+    a, b = rng.randint(2, 6), rng.randint(2, 9)
+    x = a * b
+    bill = rng.choice([bill for bill in (20, 50, 100) if bill > x])
+    q = (
+        f"{name} buys {a} {thing} for ${b} each and pays with a ${bill} bill. "
+        f"How much change does {he} get?"
+    )
+    return Problem(q, ((a, "*", b, x), (bill, "-", x, bill - x)), ("change", a, b, bill))
+
+
+def _bags_eat(rng: random.Random) -> Problem:
+    name, he, _ = _person(rng)
+    item = rng.choice(["apples", "plums", "candies", "nuts"])
+    a, b, c = rng.randint(3, 30), rng.randint(2, 5), rng.randint(2, 10)
+    x = b * c
+    y = a + x
+    d = rng.randint(1, min(15, y - 1))
+    q = (
+        f"{name} has {a} {item}. {he.capitalize()} buys {b} bags with {c} {item} each, "
+        f"then eats {d}. How many {item} does {he} have now?"
+    )
+    steps = ((b, "*", c, x), (a, "+", x, y), (y, "-", d, y - d))
+    return Problem(q, steps, ("bags", a, b, c, d))
+
+
+def _times_as_many(rng: random.Random) -> Problem:
+    thing = rng.choice(THINGS)
+    a, b = rng.randint(2, 20), rng.randint(2, 5)
+    x = a * b
+    q = (
+        f"A shop sells {a} {thing} on Monday and {b} times as many on Tuesday. "
+        f"How many {thing} does it sell on the two days?"
+    )
+    return Problem(q, ((a, "*", b, x), (a, "+", x, a + x)), ("times", a, b))
+
+
+def _wages(rng: random.Random) -> Problem:
+    name, he, _ = _person(rng)
+    a, b, c = rng.randint(2, 9), rng.randint(2, 6), rng.randint(2, 4)
+    x = a * b
+    q = (
+        f"{name} earns ${a} an hour. {he.capitalize()} works {b} hours a day for {c} days. "
+        f"How much does {he} earn?"
+    )
+    return Problem(q, ((a, "*", b, x), (x, "*", c, x * c)), ("wages", a, b, c))
+
+
+def _trays_share(rng: random.Random) -> Problem:
+    name, he, _ = _person(rng)
+    food = rng.choice(FOODS)
+    while True:
+        a, b = rng.randint(2, 6), rng.randint(2, 12)
+        x = a * b
+        divisors = [k for k in range(2, 10) if x % k == 0 and k not in (a, b)]
+        if divisors:
+            break
+    k = rng.choice(divisors)
+    q = (
+        f"{name} bakes {a} trays of {b} {food} and packs them equally into {k} bags. "
+        f"How many {food} are in each bag?"
+    )
+    return Problem(q, ((a, "*", b, x), (x, "/", k, x // k)), ("trays", a, b, k))
+
+
+def _pages_left(rng: random.Random) -> Problem:
+    name, he, _ = _person(rng)
+    a, b = rng.randint(3, 12), rng.randint(2, 7)
+    x = a * b
+    c = rng.randint(x + 1, x + 60)
+    q = (
+        f"{name} reads {a} pages every day for {b} days. The book has {c} pages. "
+        f"How many pages are left?"
+    )
+    return Problem(q, ((a, "*", b, x), (c, "-", x, c - x)), ("pages", a, b, c))
+
+
+def _fruit_give(rng: random.Random) -> Problem:
+    name, he, _ = _person(rng)
+    a, b = rng.randint(3, 40), rng.randint(3, 40)
+    x = a + b
+    c = rng.randint(1, min(25, x - 1))
+    q = (
+        f"{name} picks {a} apples and {b} pears. {he.capitalize()} gives {c} fruits "
+        f"to a friend. How many fruits does {he} have left?"
+    )
+    return Problem(q, ((a, "+", b, x), (x, "-", c, x - c)), ("fruit", a, b, c))
+
+
+TEMPLATES: tuple[Callable[[random.Random], Problem], ...] = (
+    _boxes_give,
+    _change,
+    _bags_eat,
+    _times_as_many,
+    _wages,
+    _trays_share,
+    _pages_left,
+    _fruit_give,
+)
+
+
+def generate_problems(n: int, seed: int = 0) -> list[Problem]:
+    """n problems with distinct computations, the same list for the same seed."""
+    if n < 0:
+        raise ValueError(f"number of problems must be non-negative, got {n}")
+    rng = random.Random(seed)
+    seen: set[tuple] = set()
+    problems: list[Problem] = []
+    attempts = 0
+    while len(problems) < n:
+        attempts += 1
+        if attempts > 50 * n + 1000:
+            raise ValueError(
+                f"could not generate {n} distinct problems; ask for fewer (got {len(problems)})"
+            )
+        problem = rng.choice(TEMPLATES)(rng)
+        if problem.key not in seen:
+            seen.add(problem.key)
+            problems.append(problem)
+    return problems
+
+
+def split_problems(n_train: int, n_test: int, seed: int = 0) -> tuple[list[Problem], list[Problem]]:
+    """Disjoint train and held-out sets: no computation (template + numbers) is in both.
+
+    The held-out problems come first in the seeded stream, so the test set for a seed does
+    not change when n_train does.
+    """
+    problems = generate_problems(n_train + n_test, seed)
+    return problems[n_test:], problems[:n_test]
+
+
+def _write_jsonl(path: Path, records: list[dict[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl_dataset(
+    out_dir: str | Path, n_train: int, n_test: int, seed: int = 0
+) -> tuple[Path, Path]:
+    """Write gsm8k/train.jsonl and gsm8k/test.jsonl under out_dir (the PASSK_DATA_DIR layout)."""
+    train, test = split_problems(n_train, n_test, seed)
+    root = Path(out_dir) / "gsm8k"
+    train_path, test_path = root / "train.jsonl", root / "test.jsonl"
+    _write_jsonl(train_path, [p.to_record() for p in train])
+    _write_jsonl(test_path, [p.to_record() for p in test])
+    return train_path, test_path
