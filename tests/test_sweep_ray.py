@@ -141,7 +141,7 @@ def test_cli_reports_failed_points_and_exits_nonzero(monkeypatch, tmp_path, tiny
     err = capsys.readouterr().err
     assert rc == 1
     assert "point late-T0.5 failed: ValueError: bad recipe" in err
-    assert "1 of 2 points failed; the 1 others are kept" in err
+    assert "1 of 2 points failed; the finished ones (1) are kept" in err
     assert "rerun the same command to run only the failed ones" in err
 
 

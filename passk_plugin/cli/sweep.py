@@ -255,8 +255,9 @@ def run(args: argparse.Namespace) -> int:
         for pid, error in err.failed.items():
             print(f"point {pid} failed: {error}", file=sys.stderr)
         print(
-            f"{len(err.failed)} of {len(specs)} points failed; the {len(err.results)} others "
-            f"are kept in {run_dir}; rerun the same command to run only the failed ones",
+            f"{len(err.failed)} of {len(specs)} points failed; the finished ones "
+            f"({len(err.results)}) are kept in {run_dir}; rerun the same command to run only "
+            "the failed ones",
             file=sys.stderr,
         )
         if not args.no_report and RunStore(run_dir).done_ids():

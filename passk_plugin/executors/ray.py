@@ -270,6 +270,17 @@ class RayExecutor:
             total=len(queue), desc=desc, unit="point", disable=not self.progress, file=sys.stderr
         )
         warned_full = False
+        capacity = 0
+
+        def show(capacity: int) -> None:
+            now = time.monotonic()
+            elapsed = [now - t for _, t in running.values()]
+            eta = time_left(durations, elapsed, len(queue), capacity) if running else 0.0
+            bar.set_postfix_str(
+                f"done={n_done} running={len(running)} failed={len(failed)} "
+                f"left={'?' if eta is None else tqdm.format_interval(eta)}"
+            )
+
         try:
             while queue or running:
                 capacity = self._capacity(ray, need)
@@ -288,13 +299,7 @@ class RayExecutor:
                         bar.update(1)
                         continue
                     running[task.remote(spec, ctx, point_fn)] = (spec, time.monotonic())
-                now = time.monotonic()
-                eta = time_left(durations, [now - t for _, t in running.values()], len(queue),
-                                capacity)  # fmt: skip
-                bar.set_postfix_str(
-                    f"done={n_done} running={len(running)} failed={len(failed)} "
-                    f"left={'?' if eta is None else tqdm.format_interval(eta)}"
-                )
+                show(capacity)
                 if not running:
                     continue
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=TICK_S)
@@ -307,6 +312,7 @@ class RayExecutor:
                     else:
                         failed[spec.id] = error
                     bar.update(1)
+            show(capacity)
         except BaseException:
             # Interrupted: stop the points in flight. A killed worker leaves its point either
             # complete (renamed into place) or absent, never half-written.
