@@ -28,7 +28,8 @@ Workers must import passk: a local Ray instance started from this Python uses it
 workers; on a cluster, install `passk[ray]` (same versions) on every node and make the
 checkpoints visible at the same paths (or use hub ids). The driver forwards its PASSK_* and
 Hugging Face offline variables (`FORWARDED_ENV`) to the tasks; secrets such as HF_TOKEN are
-not forwarded (set them on the nodes).
+not forwarded (set them on the nodes). With --in-memory each task loads its checkpoints
+itself: merged weights still never touch the disk, but nothing stays resident between points.
 """
 
 from __future__ import annotations
