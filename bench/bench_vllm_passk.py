@@ -9,10 +9,13 @@ run so each run starts cold. Only ``generate_until`` is timed; generated tokens 
 from the engine's outputs, and the share of stock's prompt tokens served from the prefix cache
 is reported too.
 
-Each round starts a fresh engine per backend (that start is timed as well), runs the workload
-``--runs`` times, and for ``vllm-passk`` then times moving to the next grid point in place:
-``load_weights`` (a checkpoint directory) and ``update_weights`` (tensors in memory). The two
-backends alternate in order from round to round; medians are reported.
+Each round starts a fresh engine per backend (the starts are timed too) and keeps both up while
+the runs alternate, ``--runs`` times each, so load from other processes hits both alike. A third
+variant sends stock's requests (n prompts of ``n=1``, unseeded) through the ``vllm-passk``
+engine: it separates the request strategy from the engine settings, which differ on CPU
+(``vllm-passk`` turns chunked prefill off there). Then the cost of moving to the next grid point
+in place is timed: ``load_weights`` (a checkpoint directory) and ``update_weights`` (a model's
+``state_dict()`` in memory). Medians are reported.
 
 Models (random weights, built locally, no hub):
 
@@ -39,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -175,56 +179,88 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
+# What is timed: stock vllm on its own engine, vllm-passk, and stock's request pattern (n
+# prompts of n=1, unseeded) sent through the vllm-passk engine, which isolates the request
+# strategy from the engine settings (vllm-passk turns chunked prefill off on CPU).
+VARIANTS = ["vllm", "vllm-passk", "stock-requests-on-passk-engine"]
+
+
 def run_config(config: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    import torch
     from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from passk_plugin.backends.vllm import VLLM
 
     model_a, model_b = build_models(config, root / config, args.layers)
     reqs = build_requests(args.n, args.problems, args.max_gen_toks)
     warm = reqs[0].__class__(
         "generate_until", {}, (reqs[0].args[0][-300:], {**reqs[0].args[1], "max_gen_toks": 4}), 0
     )
-    names = ["vllm", "vllm-passk"]
     rec: dict[str, dict[str, list[float]]] = {
         name: {"start_s": [], "run_s": [], "generated": [], "cached": [], "prompt": []}
-        for name in names
+        for name in VARIANTS
     }
     grid: dict[str, list[float]] = {"load_weights_s": [], "update_weights_s": []}
     prompt_tokens = 0
     for rnd in range(args.rounds):
-        for name in names if rnd % 2 == 0 else names[::-1]:
-            start_s, lm = timed(lambda name=name: make_backend(name, model_a, args))
+        # Both engines stay up and the runs alternate, so load from other processes on the
+        # machine hits both alike; an idle vLLM engine sleeps rather than spins.
+        engines: dict[str, Any] = {}
+        for name in VARIANTS[:2] if rnd % 2 == 0 else VARIANTS[1::-1]:
+            start_s, engines[name] = timed(partial(make_backend, name, model_a, args))
             rec[name]["start_s"].append(start_s)
-            prompt_tokens = len(lm.tok_encode(reqs[0].args[0]))
-            counter = EngineCounter(lm)
+        passk = engines["vllm-passk"]
+        prompt_tokens = len(passk.tok_encode(reqs[0].args[0]))
+        counters = {name: EngineCounter(lm) for name, lm in engines.items()}
+        stock = engines["vllm"]
+        calls = {
+            "vllm": (stock, partial(stock.generate_until, reqs, True)),
+            "vllm-passk": (passk, partial(passk.generate_until, reqs, True)),
+            "stock-requests-on-passk-engine": (
+                passk,
+                partial(VLLM.generate_until, passk, reqs, True),
+            ),
+        }
+        for lm in engines.values():
             lm.generate_until([warm], disable_tqdm=True)
-            for run in range(args.runs):
+        for run in range(args.runs):
+            order = VARIANTS if (rnd + run) % 2 == 0 else VARIANTS[::-1]
+            for name in order:
+                lm, call = calls[name]
+                counter = counters["vllm-passk" if lm is passk else "vllm"]
                 lm.model.reset_prefix_cache()
                 counter.reset()
-                seconds, _ = timed(lambda lm=lm: lm.generate_until(reqs, disable_tqdm=True))
-                rec[name]["run_s"].append(seconds)
-                rec[name]["generated"].append(counter.generated)
-                rec[name]["cached"].append(counter.cached)
-                rec[name]["prompt"].append(counter.prompt)
+                seconds, _ = timed(call)
+                for key, value in (
+                    ("run_s", seconds),
+                    ("generated", counter.generated),
+                    ("cached", counter.cached),
+                    ("prompt", counter.prompt),
+                ):
+                    rec[name][key].append(value)
                 print(
-                    f"  {config} round {rnd} {name} run {run}: {seconds:.2f} s, "
-                    f"{counter.generated} tokens, {counter.cached}/{counter.prompt} prompt "
-                    f"tokens cached (start {start_s:.1f} s)",
+                    f"  {config} round {rnd} run {run} {name}: {seconds:.2f} s, "
+                    f"{counter.generated} tokens",
                     file=sys.stderr,
                     flush=True,
                 )
-            if name == "vllm-passk":
-                seconds, _ = timed(lambda lm=lm: lm.load_weights(model_b))
-                grid["load_weights_s"].append(seconds)
-                tensors = load_file(str(next(model_a.glob("*.safetensors"))))
-                seconds, _ = timed(lambda lm=lm, t=tensors: lm.update_weights(t))
-                grid["update_weights_s"].append(seconds)
-                print(
-                    f"  {config} round {rnd} load_weights {grid['load_weights_s'][-1]:.2f} s, "
-                    f"update_weights {seconds:.2f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        seconds, _ = timed(partial(passk.load_weights, model_b))
+        grid["load_weights_s"].append(seconds)
+        # in-memory weights as a training loop or an in-memory merge holds them
+        tensors = AutoModelForCausalLM.from_pretrained(model_a, dtype=torch.float32).state_dict()
+        seconds, _ = timed(partial(passk.update_weights, tensors))
+        grid["update_weights_s"].append(seconds)
+        print(
+            f"  {config} round {rnd} load_weights {grid['load_weights_s'][-1]:.2f} s, "
+            f"update_weights {seconds:.2f} s, engine starts "
+            + ", ".join(f"{n} {rec[n]['start_s'][-1]:.1f} s" for n in engines),
+            file=sys.stderr,
+            flush=True,
+        )
+        for lm in engines.values():
             shutdown(lm)
+        engines.clear()
 
     params = sum(t.numel() for t in load_file(str(next(model_a.glob("*.safetensors")))).values())
     result: dict[str, Any] = {
@@ -241,7 +277,7 @@ def run_config(config: str, args: argparse.Namespace, root: Path) -> dict[str, A
         "runs": args.runs,
         "compile": args.compile,
     }
-    for name in names:
+    for name in VARIANTS:
         r = rec[name]
         t = statistics.median(r["run_s"])
         result[name] = {
@@ -249,13 +285,16 @@ def run_config(config: str, args: argparse.Namespace, root: Path) -> dict[str, A
             "median_s": t,
             "tokens_per_s": statistics.median(r["generated"]) / t,
             "samples_per_s": len(reqs) / t,
-            # for n>1 requests vLLM reports one sample's cache hits: meaningful for stock only
+            # for n>1 requests vLLM reports one sample's cache hits: meaningful for n=1 only
             "cached_share": statistics.median(
                 c / p for c, p in zip(r["cached"], r["prompt"], strict=True)
             ),
-            "median_start_s": statistics.median(r["start_s"]),
+            "median_start_s": statistics.median(r["start_s"]) if r["start_s"] else None,
         }
     result["speedup"] = result["vllm"]["median_s"] / result["vllm-passk"]["median_s"]
+    result["speedup_same_engine"] = (
+        result["stock-requests-on-passk-engine"]["median_s"] / result["vllm-passk"]["median_s"]
+    )
     result["grid"] = {
         **grid,
         "median_load_weights_s": statistics.median(grid["load_weights_s"]),
@@ -274,9 +313,12 @@ def report(results: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        for name in ("vllm", "vllm-passk"):
+        for name in VARIANTS:
             b = r[name]
-            speedup = f"{r['speedup']:.2f}x" if name == "vllm-passk" else ""
+            speedup = {
+                "vllm-passk": f"{r['speedup']:.2f}x vs vllm, "
+                f"{r['speedup_same_engine']:.2f}x vs stock requests",
+            }.get(name, "")
             lines.append(
                 f"| {r['config']} ({r['model_params'] / 1e6:.1f}M) | {r['prompt_tokens']} "
                 f"| {r['n']} x {r['problems']} | {r['max_gen_toks']} | {name} "
