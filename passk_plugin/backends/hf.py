@@ -195,7 +195,10 @@ class HFPassKLM(HFLM):
 
     - ``max_num_seqs``: the most sequences decoded together. Defaults to ``--batch_size`` when
       that is an integer above 1 (the same meaning as for ``hf``: sequences per batch), else
-      64. A group larger than this is split, and each piece runs its prompt once.
+      64. A group larger than this is split, and each piece runs its prompt once. As rows
+      finish, the next problems' rows join the running batch, unless the settings hold a
+      logits processor that counts from the prompt's end (``min_new_tokens`` and the like):
+      then, as in stock ``hf``, a batch runs to its end before the next one starts.
     - ``max_batch_tokens`` (default 65536): the most key/value-cache tokens a batch may reach,
       rows times (longest prompt + max_gen_toks). Bounds memory; lower it for large models.
     - ``max_prefill_tokens`` (default 8192): prompt tokens (padded) run through the model in one
@@ -574,6 +577,7 @@ class HFPassKLM(HFLM):
         cache.batch_select_indices(index)
         mask = mask.index_select(0, index)
         out = [sample for unit in units for sample in unit.samples]
+        limit = self._limit(settings, width)
         return _Rows(
             cache=cache,
             ids=ids.index_select(0, index),
@@ -581,8 +585,8 @@ class HFPassKLM(HFLM):
             positions=mask.sum(dim=-1),
             logits=logits.index_select(0, index),
             out=out,
-            limit=[self._limit(settings, width)] * len(out),
-            done=[False] * len(out),
+            limit=[limit] * len(out),
+            done=[limit <= 0] * len(out),
         )
 
     def _check_stops(

@@ -165,6 +165,16 @@ def test_eos_mid_batch_equals_stock_hf(tiny_model, monkeypatch, extra):
     assert bool(joins) == (not extra)  # rows joined a running batch only where allowed
 
 
+def test_max_length_counts_the_prompt_like_stock_hf(stock, passk):
+    prompt = PROMPTS[1]
+    width = len(stock.tok_encode(prompt))
+    args = [(prompt, {"until": [], "do_sample": False, "max_length": width + n}) for n in (3, 0)]
+    got = passk.generate_until(instances(args), disable_tqdm=True)
+    assert got[0] == stock.generate_until(instances(args[:1]), disable_tqdm=True)[0]
+    assert len(stock.tok_encode(got[0])) <= 4
+    assert got[1] == ""  # no room left for new tokens
+
+
 def test_unsupported_settings_fall_back_to_stock_hf(stock, passk):
     beams = {"until": ["\n\n"], "do_sample": False, "num_beams": 2, "max_gen_toks": 8}
     reqs = instances([(p, beams) for p in PROMPTS[:2]] + [(PROMPTS[0], GREEDY)])
