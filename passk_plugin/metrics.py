@@ -57,24 +57,24 @@ def pass_at_k(
     """Unbiased pass@k per problem: 1 - C(n-c, k) / C(n, k) (Chen et al. 2021).
 
     Uses the product form 1 - prod_{i=n-c+1}^{n} (1 - k/i), which never forms a binomial
-    coefficient, so n = 1000 is as exact as n = 10. Vectorised over problems.
+    coefficient, so n = 1000 is as exact as n = 10. For each distinct n the suffix products of
+    (1 - k/i) are built once and every problem reads its own, so the cost is O(n + problems),
+    not O(n * problems). Where fewer than k samples failed, the product passes through the
+    factor i = k, which is 0, so those problems get exactly 1.
     """
     c = np.asarray(c, dtype=np.int64)
     n = np.broadcast_to(np.asarray(n, dtype=np.int64), c.shape)
     if c.size and (np.any(c < 0) or np.any(c > n)):
         raise ValueError("each problem needs 0 <= c <= n correct samples")
     _check_k(k, n)
-    out = np.ones(c.shape, dtype=np.float64)
-    # Problems with fewer than k failures always have a correct sample among any k.
-    some = n - c >= k
-    if np.any(some):
-        ns, cs = n[some], c[some]
-        width = int(cs.max()) if cs.size else 0
-        # i runs over n-c+1 .. n; pad to a rectangle and multiply by 1 where past c.
-        offs = np.arange(1, width + 1)
-        i = (ns - cs)[:, None] + offs[None, :]
-        factors = np.where(offs[None, :] <= cs[:, None], 1.0 - k / i, 1.0)
-        out[some] = 1.0 - np.prod(factors, axis=1)
+    out = np.empty(c.shape, dtype=np.float64)
+    for n_value in np.unique(n):
+        rows = n == n_value
+        factors = 1.0 - k / np.arange(1, n_value + 1, dtype=np.float64)
+        # suffix[m] = prod_{i=m+1}^{n} factors, with suffix[n] = 1 (no failures drawn).
+        suffix = np.ones(n_value + 1)
+        suffix[:-1] = np.cumprod(factors[::-1])[::-1]
+        out[rows] = 1.0 - suffix[n_value - c[rows]]
     return out
 
 
