@@ -96,9 +96,9 @@ def _person(rng: random.Random) -> tuple[str, str, str]:
 def _boxes_give(rng: random.Random) -> Problem:
     name, he, _ = _person(rng)
     item = rng.choice(ITEMS)
-    a, b = rng.randint(2, 9), rng.randint(2, 12)
+    a, b = rng.randint(2, 6), rng.randint(2, 9)
     x = a * b
-    c = rng.randint(1, min(20, x - 1))
+    c = rng.randint(1, min(9, x - 1))
     q = (
         f"{name} has {a} boxes of {b} {item}. {he.capitalize()} gives away {c}. "
         f"How many {item} does {he} have left?"
@@ -111,7 +111,7 @@ def _change(rng: random.Random) -> Problem:
     thing = rng.choice(THINGS)
     a, b = rng.randint(2, 6), rng.randint(2, 9)
     x = a * b
-    bill = rng.choice([bill for bill in (20, 50, 100) if bill > x])
+    bill = rng.choice([bill for bill in (20, 30, 40, 50, 60) if bill > x])
     q = (
         f"{name} buys {a} {thing} for ${b} each and pays with a ${bill} bill. "
         f"How much change does {he} get?"
@@ -122,10 +122,10 @@ def _change(rng: random.Random) -> Problem:
 def _bags_eat(rng: random.Random) -> Problem:
     name, he, _ = _person(rng)
     item = rng.choice(["apples", "plums", "candies", "nuts"])
-    a, b, c = rng.randint(3, 30), rng.randint(2, 5), rng.randint(2, 10)
+    a, b, c = rng.randint(2, 20), rng.randint(2, 4), rng.randint(2, 6)
     x = b * c
     y = a + x
-    d = rng.randint(1, min(15, y - 1))
+    d = rng.randint(1, min(9, y - 1))
     q = (
         f"{name} has {a} {item}. {he.capitalize()} buys {b} bags with {c} {item} each, "
         f"then eats {d}. How many {item} does {he} have now?"
@@ -136,7 +136,7 @@ def _bags_eat(rng: random.Random) -> Problem:
 
 def _times_as_many(rng: random.Random) -> Problem:
     thing = rng.choice(THINGS)
-    a, b = rng.randint(2, 20), rng.randint(2, 5)
+    a, b = rng.randint(2, 20), rng.randint(2, 4)
     x = a * b
     q = (
         f"A shop sells {a} {thing} on Monday and {b} times as many on Tuesday. "
@@ -147,7 +147,7 @@ def _times_as_many(rng: random.Random) -> Problem:
 
 def _wages(rng: random.Random) -> Problem:
     name, he, _ = _person(rng)
-    a, b, c = rng.randint(2, 9), rng.randint(2, 6), rng.randint(2, 4)
+    a, b, c = rng.randint(2, 9), rng.randint(2, 5), rng.randint(2, 3)
     x = a * b
     q = (
         f"{name} earns ${a} an hour. {he.capitalize()} works {b} hours a day for {c} days. "
@@ -160,7 +160,7 @@ def _trays_share(rng: random.Random) -> Problem:
     name, he, _ = _person(rng)
     food = rng.choice(FOODS)
     while True:
-        a, b = rng.randint(2, 6), rng.randint(2, 12)
+        a, b = rng.randint(2, 5), rng.randint(2, 9)
         x = a * b
         divisors = [k for k in range(2, 10) if x % k == 0 and k not in (a, b)]
         if divisors:
@@ -175,9 +175,9 @@ def _trays_share(rng: random.Random) -> Problem:
 
 def _pages_left(rng: random.Random) -> Problem:
     name, he, _ = _person(rng)
-    a, b = rng.randint(3, 12), rng.randint(2, 7)
+    a, b = rng.randint(2, 9), rng.randint(2, 5)
     x = a * b
-    c = rng.randint(x + 1, x + 60)
+    c = rng.randint(x + 1, x + 15)
     q = (
         f"{name} reads {a} pages every day for {b} days. The book has {c} pages. "
         f"How many pages are left?"
@@ -187,9 +187,9 @@ def _pages_left(rng: random.Random) -> Problem:
 
 def _fruit_give(rng: random.Random) -> Problem:
     name, he, _ = _person(rng)
-    a, b = rng.randint(3, 40), rng.randint(3, 40)
+    a, b = rng.randint(2, 20), rng.randint(2, 20)
     x = a + b
-    c = rng.randint(1, min(25, x - 1))
+    c = rng.randint(1, min(9, x - 1))
     q = (
         f"{name} picks {a} apples and {b} pears. {he.capitalize()} gives {c} fruits "
         f"to a friend. How many fruits does {he} have left?"
@@ -197,16 +197,22 @@ def _fruit_give(rng: random.Random) -> Problem:
     return Problem(q, ((a, "+", b, x), (x, "-", c, x - c)), ("fruit", a, b, c))
 
 
-TEMPLATES: tuple[Callable[[random.Random], Problem], ...] = (
-    _boxes_give,
-    _change,
-    _bags_eat,
-    _times_as_many,
-    _wages,
-    _trays_share,
-    _pages_left,
-    _fruit_give,
+# Templates with their drawing weights: the ones with few distinct computations are drawn
+# less often, so none runs out before the others when thousands of problems are asked for.
+TEMPLATES: tuple[tuple[Callable[[random.Random], Problem], int], ...] = (
+    (_boxes_give, 3),
+    (_change, 2),
+    (_bags_eat, 4),
+    (_times_as_many, 1),
+    (_wages, 1),
+    (_trays_share, 1),
+    (_pages_left, 3),
+    (_fruit_give, 4),
 )
+
+
+_TEMPLATE_FNS = [fn for fn, _ in TEMPLATES]
+_TEMPLATE_WEIGHTS = [weight for _, weight in TEMPLATES]
 
 
 def generate_problems(n: int, seed: int = 0) -> list[Problem]:
@@ -223,7 +229,8 @@ def generate_problems(n: int, seed: int = 0) -> list[Problem]:
             raise ValueError(
                 f"could not generate {n} distinct problems; ask for fewer (got {len(problems)})"
             )
-        problem = rng.choice(TEMPLATES)(rng)
+        template = rng.choices(_TEMPLATE_FNS, weights=_TEMPLATE_WEIGHTS)[0]
+        problem = template(rng)
         if problem.key not in seen:
             seen.add(problem.key)
             problems.append(problem)

@@ -19,13 +19,23 @@ CHAT_TEMPLATE = (
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>"]
 
 
-def build_tokenizer(texts: Iterable[str], vocab_size: int = 512):
-    """A byte-level BPE tokenizer trained on `texts`: any string round-trips."""
+def build_tokenizer(texts: Iterable[str], vocab_size: int = 512, *, split_digits: bool = False):
+    """A byte-level BPE tokenizer trained on `texts`: any string round-trips.
+
+    split_digits makes every digit its own token (numbers are never merged), as in the
+    Llama and Qwen tokenizers.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if split_digits:
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), byte_level]
+        )
+    else:
+        tok.pre_tokenizer = byte_level
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -67,6 +77,7 @@ def build_tiny_llama(
     seed: int = 0,
     max_position_embeddings: int = 2048,
     dtype: str = "float32",
+    intermediate_size: int | None = None,
 ) -> Path:
     """Write a randomly initialised Llama-style causal LM and its tokenizer to out_dir."""
     import torch
@@ -79,7 +90,7 @@ def build_tiny_llama(
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
+        intermediate_size=intermediate_size or hidden_size * 2,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         num_key_value_heads=num_heads,
