@@ -46,3 +46,13 @@ def tiny_pair(tmp_path_factory, tiny_tokenizer) -> tuple[Path, Path]:
     early = build_tiny_llama(root / "early", tokenizer=tiny_tokenizer, seed=1)
     late = build_tiny_llama(root / "late", tokenizer=tiny_tokenizer, seed=2)
     return early, late
+
+
+@pytest.fixture(scope="session")
+def wide_model(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A checkpoint of the tiny model's family with a different hidden size (96)."""
+    from passk_plugin.demo.tiny import build_tiny_llama
+
+    return build_tiny_llama(
+        tmp_path_factory.mktemp("wide") / "model", tokenizer=tiny_tokenizer, hidden_size=96
+    )

@@ -15,16 +15,6 @@ from passk_plugin.checkpoints import (
 )
 
 
-@pytest.fixture(scope="module")
-def wide_model(tmp_path_factory, tiny_tokenizer) -> Path:
-    """A checkpoint of the same family with a different hidden size."""
-    from passk_plugin.demo.tiny import build_tiny_llama
-
-    return build_tiny_llama(
-        tmp_path_factory.mktemp("wide") / "model", tokenizer=tiny_tokenizer, hidden_size=96
-    )
-
-
 def _copy_with_tensors(src: Path, dst: Path, edit) -> Path:
     """A copy of checkpoint `src` whose tensors were changed by `edit(state_dict)`."""
     shutil.copytree(src, dst)

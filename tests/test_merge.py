@@ -324,15 +324,12 @@ def _write(path: Path, config: dict) -> Path:
     return path
 
 
-def test_bad_recipes_fail_before_merging(ckpts, run_merge_calls, tmp_path, tiny_tokenizer):
-    from passk_plugin.demo.tiny import build_tiny_llama
-
+def test_bad_recipes_fail_before_merging(ckpts, run_merge_calls, tmp_path, wide_model):
     e, late = str(ckpts["early"]), str(ckpts["late"])
     models = [
         {"model": e, "parameters": {"weight": 0.5}},
         {"model": late, "parameters": {"weight": 0.5}},
     ]
-    wide = build_tiny_llama(tmp_path / "wide", tokenizer=tiny_tokenizer, hidden_size=96)
     cases = [
         ({"merge_method": "linear", "models": models}, ValueError, "no base_model"),
         (
@@ -358,7 +355,7 @@ def test_bad_recipes_fail_before_merging(ckpts, run_merge_calls, tmp_path, tiny_
             {
                 "merge_method": "linear",
                 "base_model": e,
-                "models": [*models[:1], {"model": str(wide)}],
+                "models": [*models[:1], {"model": str(wide_model)}],
             },
             ValueError,
             "hidden_size",

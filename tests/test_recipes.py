@@ -22,15 +22,6 @@ from passk_plugin.recipes import (
 )
 
 
-@pytest.fixture(scope="module")
-def wide_model(tmp_path_factory, tiny_tokenizer) -> Path:
-    from passk_plugin.demo.tiny import build_tiny_llama
-
-    return build_tiny_llama(
-        tmp_path_factory.mktemp("wide") / "model", tokenizer=tiny_tokenizer, hidden_size=96
-    )
-
-
 def _abs(p: Path) -> str:
     return str(p.resolve())
 
