@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,8 @@ from passk_plugin.backends.hf import (
     unit_cap,
 )
 
+from .conftest import instances, tiny_repeats_task
+
 PROMPTS = [
     "Q: Tom has 3 apples and buys 12 more.",
     "def add(a: int, b: int) -> int:\n",
@@ -27,10 +28,6 @@ PROMPTS = [
     "for i in range(10):",
 ]
 GREEDY = {"until": ["\n\n", "Q:"], "do_sample": False, "max_gen_toks": 20}
-
-
-def instances(args: list[tuple[str, dict]]) -> list[Instance]:
-    return [Instance("generate_until", {}, a, idx=i) for i, a in enumerate(args)]
 
 
 def interleaved(gen_kwargs: dict, k: int, prompts: list[str] = PROMPTS) -> list[Instance]:
@@ -312,33 +309,6 @@ def test_bad_options_are_rejected(tiny_model):
 # end to end through lm_eval
 
 
-def _tiny_task(tmp_path: Path, gen_kwargs: dict) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    data = tmp_path / "data.jsonl"
-    data.write_text(
-        "".join(json.dumps({"question": q, "answer": "15"}) + "\n" for q in PROMPTS[:3])
-    )
-    task_dir = tmp_path / "tasks"
-    task_dir.mkdir(exist_ok=True)
-    (task_dir / "tiny_repeats.yaml").write_text(
-        json.dumps(
-            {
-                "task": "tiny_repeats",
-                "dataset_path": "json",
-                "dataset_kwargs": {"data_files": {"test": str(data)}},
-                "test_split": "test",
-                "output_type": "generate_until",
-                "doc_to_text": "{{question}}",
-                "doc_to_target": "{{answer}}",
-                "repeats": 4,
-                "generation_kwargs": gen_kwargs,
-                "metric_list": [{"metric": "exact_match"}],
-            }
-        )
-    )
-    return task_dir
-
-
 def _run(model: str, model_args: str, task_dir: Path) -> list[list[str]]:
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -359,13 +329,13 @@ def _run(model: str, model_args: str, task_dir: Path) -> list[list[str]]:
 @pytest.mark.slow
 def test_lm_eval_run_with_repeats(tmp_path, tiny_model):
     args = f"pretrained={tiny_model},max_num_seqs=8"
-    sampled = _tiny_task(tmp_path / "s", {**SAMPLE, "until": ["\n\n"]})
+    sampled = tiny_repeats_task(tmp_path / "s", {**SAMPLE, "until": ["\n\n"]}, PROMPTS[:3])
     first = _run("hf-passk", args, sampled)
     assert [len(r) for r in first] == [4, 4, 4]
     assert all(len(set(r)) > 1 for r in first)  # different samples of one doc
     assert _run("hf-passk", args, sampled) == first  # lm_eval's default seed: reproducible
 
-    greedy = _tiny_task(tmp_path / "g", GREEDY)
+    greedy = tiny_repeats_task(tmp_path / "g", GREEDY, PROMPTS[:3])
     assert _run("hf-passk", args, greedy) == _run("hf", f"pretrained={tiny_model}", greedy)
 
 

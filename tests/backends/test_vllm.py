@@ -28,6 +28,8 @@ from passk_plugin.backends.vllm import (  # noqa: E402
     without_tied_head,
 )
 
+from .conftest import instances, tiny_repeats_task  # noqa: E402
+
 PROMPTS = [
     "Q: Tom has 3 apples and buys 12 more.",
     "def add(a: int, b: int) -> int:\n",
@@ -38,10 +40,6 @@ GREEDY = {"until": ["\n\n"], "do_sample": False, "max_gen_toks": 16}
 SAMPLE = {"until": ["never-there"], "do_sample": True, "temperature": 1.0, "max_gen_toks": 12}
 # Long enough to fill whole 128-token KV blocks, which is what the prefix cache keeps.
 LONG_PROMPT = "Q: Tom has 3 apples and buys 12 more. How many apples does he have? " * 8
-
-
-def instances(args: list[tuple[str, dict]]) -> list[Instance]:
-    return [Instance("generate_until", {}, a, idx=i) for i, a in enumerate(args)]
 
 
 def interleaved(gen_kwargs: dict, k: int, prompts: list[str] = PROMPTS) -> list[Instance]:
@@ -326,33 +324,6 @@ def test_bad_weights_are_rejected_before_loading(lm, checkpoints, tmp_path, tiny
 # end to end through lm_eval
 
 
-def _tiny_task(tmp_path: Path, gen_kwargs: dict) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    data = tmp_path / "data.jsonl"
-    data.write_text(
-        "".join(json.dumps({"question": q, "answer": "15"}) + "\n" for q in PROMPTS[:3])
-    )
-    task_dir = tmp_path / "tasks"
-    task_dir.mkdir(exist_ok=True)
-    (task_dir / "tiny_repeats.yaml").write_text(
-        json.dumps(
-            {
-                "task": "tiny_repeats",
-                "dataset_path": "json",
-                "dataset_kwargs": {"data_files": {"test": str(data)}},
-                "test_split": "test",
-                "output_type": "generate_until",
-                "doc_to_text": "{{question}}",
-                "doc_to_target": "{{answer}}",
-                "repeats": 4,
-                "generation_kwargs": gen_kwargs,
-                "metric_list": [{"metric": "exact_match"}],
-            }
-        )
-    )
-    return task_dir
-
-
 def _run(lm, task_dir: Path) -> list[list[str]]:
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -369,7 +340,7 @@ def _run(lm, task_dir: Path) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_lm_eval_run_with_repeats(lm, tmp_path):
-    sampled = _tiny_task(tmp_path / "s", {**SAMPLE, "until": ["\n\n"]})
+    sampled = tiny_repeats_task(tmp_path / "s", {**SAMPLE, "until": ["\n\n"]}, PROMPTS[:3])
     first = _run(lm, sampled)
     assert [len(r) for r in first] == [4, 4, 4]
     assert all(len(set(r)) > 1 for r in first)
