@@ -26,7 +26,6 @@ main measure; process CPU time is reported beside it because the machine may be 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -41,28 +40,22 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from _common import (  # noqa: E402
+    build_requests,
+    gsm8k_texts,
+    qwen_width_config,
+    save_random_qwen,
+    write_json,
+)
 from lm_eval.api.instance import Instance  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 
 from passk_plugin.backends.hf import HFPassKLM  # noqa: E402
-from passk_plugin.paths import tasks_dir  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"task": "gsm8k_passk_zeroshot"},
     "qwen": {"task": "gsm8k_passk"},
 }
-
-
-def gsm8k_texts() -> list[str]:
-    texts: list[str] = []
-    with open(DATA / "gsm8k" / "train.jsonl") as f:
-        for line in f:
-            row = json.loads(line)
-            texts += [row["question"], row["answer"]]
-    return texts
 
 
 def build_model(config: str, root: Path, layers: int) -> Path:
@@ -71,50 +64,8 @@ def build_model(config: str, root: Path, layers: int) -> Path:
     out = root / config
     if config == "tiny":
         return build_tiny_llama(out, tokenizer=build_tokenizer(default_corpus()))
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     tokenizer = build_tokenizer(gsm8k_texts(), vocab_size=32768)
-    cfg = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=layers,
-        num_attention_heads=14,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(cfg)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
-def build_requests(task: str, n: int, problems: int, max_gen_toks: int) -> list[Instance]:
-    """lm_eval's requests for the first problems of a passk task, n per problem."""
-    from lm_eval.tasks import TaskManager, get_task_dict
-
-    os.environ.setdefault("PASSK_DATA_DIR", str(DATA))
-    manager = TaskManager(
-        include_path=[str(tasks_dir())], include_defaults=False, metadata={"n": n}
-    )
-    task_obj = get_task_dict([task], manager)[task]
-    task_obj.build_all_requests(limit=problems)
-    reqs: list[Instance] = []
-    for inst in task_obj.instances:
-        context, gen_kwargs = inst.args
-        gen_kwargs = {**gen_kwargs, "max_gen_toks": max_gen_toks}
-        # lm_eval sends each instance `repeats` times (evaluator: [req] * req.repeats)
-        reqs += [
-            Instance("generate_until", inst.doc, (context, gen_kwargs), inst.idx, inst.metadata)
-            for _ in range(inst.repeats)
-        ]
-    return reqs
+    return save_random_qwen(qwen_width_config(tokenizer, layers), tokenizer, out, seed=0)
 
 
 class CountingHF(HFLM):
@@ -256,9 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report(results))
     print(f"\n{env}")
     if args.out:
-        tmp_out = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp_out.write_text(json.dumps({"env": env, "results": results}, indent=2))
-        os.replace(tmp_out, args.out)
+        write_json(args.out, {"env": env, "results": results})
     return 0
 
 

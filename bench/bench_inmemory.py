@@ -34,6 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from _common import timed  # noqa: E402
 
 from passk_plugin.merge import ResidentCheckpoints, load_merged, merge_in_memory, merge_recipe  # noqa: E402
 from passk_plugin.recipes import read_manifest, wise_ft_grid, write_recipes  # noqa: E402
@@ -76,12 +77,6 @@ def build_pair(size: str, root: Path, dtype: str, layers: int) -> tuple[Path, Pa
     return early, late
 
 
-def _timed(fn):
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start
-
-
 def bench_size(size: str, args: argparse.Namespace, root: Path) -> dict:
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -90,7 +85,7 @@ def bench_size(size: str, args: argparse.Namespace, root: Path) -> dict:
 
     dtype = getattr(torch, args.dtype)
     load_start = os.getloadavg()
-    (early, late), build_s = _timed(lambda: build_pair(size, root, args.dtype, args.layers))
+    build_s, (early, late) = timed(lambda: build_pair(size, root, args.dtype, args.layers))
     alphas = [round((i + 1) / (args.points + 1), 3) for i in range(args.points)]
     recipes = read_manifest(write_recipes(wise_ft_grid(early, late, alphas), root / "recipes"))
     mergekit_yaml = Path(sys.executable).with_name("mergekit-yaml")
@@ -115,8 +110,8 @@ def bench_size(size: str, args: argparse.Namespace, root: Path) -> dict:
         )
     }
     # one-time set-up of the in-memory path
-    resident, resident_s = _timed(lambda: ResidentCheckpoints([early, late]))
-    model, model_s = _timed(lambda: load(early))
+    resident_s, resident = timed(lambda: ResidentCheckpoints([early, late]))
+    model_s, model = timed(lambda: load(early))
     identical = None
     for i, recipe in enumerate(recipes):
         out = root / "out"

@@ -34,14 +34,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,24 +48,20 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+from _common import (  # noqa: E402
+    build_requests,
+    gsm8k_texts,
+    qwen_width_config,
+    save_random_qwen,
+    timed,
+    write_json,
+)
+
 TASK = "gsm8k_passk"
-
-
-def gsm8k_texts() -> list[str]:
-    texts: list[str] = []
-    with open(DATA / "gsm8k" / "train.jsonl") as f:
-        for line in f:
-            row = json.loads(line)
-            texts += [row["question"], row["answer"]]
-    return texts
 
 
 def build_models(config: str, root: Path, layers: int) -> tuple[Path, Path]:
     """Two random checkpoints of one architecture: the engine's, and the next grid point."""
-    import torch
-
     from passk_plugin.demo.tiny import build_tiny_llama, build_tokenizer
 
     if config == "tiny":
@@ -79,55 +72,12 @@ def build_models(config: str, root: Path, layers: int) -> tuple[Path, Path]:
             build_tiny_llama(root / "b", seed=2, **kw),
         )
 
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     tokenizer = build_tokenizer(gsm8k_texts(), vocab_size=32768)
-    cfg = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=layers,
-        num_attention_heads=14,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+    cfg = qwen_width_config(tokenizer, layers)
+    return (
+        save_random_qwen(cfg, tokenizer, root / "a", seed=1),
+        save_random_qwen(cfg, tokenizer, root / "b", seed=2),
     )
-    out = []
-    for name, seed in (("a", 1), ("b", 2)):
-        torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(cfg)
-        model.save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
-        out.append(root / name)
-    return out[0], out[1]
-
-
-def build_requests(n: int, problems: int, max_gen_toks: int) -> list[Any]:
-    """lm_eval's requests for the first problems of passk's GSM8K task, n per problem."""
-    from lm_eval.api.instance import Instance
-    from lm_eval.tasks import TaskManager, get_task_dict
-
-    from passk_plugin.paths import tasks_dir
-
-    os.environ.setdefault("PASSK_DATA_DIR", str(DATA))
-    manager = TaskManager(
-        include_path=[str(tasks_dir())], include_defaults=False, metadata={"n": n}
-    )
-    task = get_task_dict([TASK], manager)[TASK]
-    task.build_all_requests(limit=problems)
-    reqs = []
-    for inst in task.instances:
-        context, gen_kwargs = inst.args
-        gen_kwargs = {**gen_kwargs, "max_gen_toks": max_gen_toks}
-        # lm_eval sends each instance `repeats` times (evaluator: [req] * req.repeats)
-        reqs += [
-            Instance("generate_until", inst.doc, (context, gen_kwargs), inst.idx, inst.metadata)
-            for _ in range(inst.repeats)
-        ]
-    return reqs
 
 
 class EngineCounter:
@@ -173,12 +123,6 @@ def shutdown(lm: Any) -> None:
     gc.collect()
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
-
-
 # What is timed: stock vllm on its own engine, vllm-passk, and stock's request pattern (n
 # prompts of n=1, unseeded) sent through the vllm-passk engine, which isolates the request
 # strategy from the engine settings (vllm-passk turns chunked prefill off on CPU).
@@ -193,7 +137,7 @@ def run_config(config: str, args: argparse.Namespace, root: Path) -> dict[str, A
     from passk_plugin.backends.vllm import VLLM
 
     model_a, model_b = build_models(config, root / config, args.layers)
-    reqs = build_requests(args.n, args.problems, args.max_gen_toks)
+    reqs = build_requests(TASK, args.n, args.problems, args.max_gen_toks)
     warm = reqs[0].__class__(
         "generate_until", {}, (reqs[0].args[0][-300:], {**reqs[0].args[1], "max_gen_toks": 4}), 0
     )
@@ -376,9 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report(results))
     print(f"\n{env}")
     if args.out:
-        tmp_out = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp_out.write_text(json.dumps({"env": env, "results": results}, indent=2))
-        os.replace(tmp_out, args.out)
+        write_json(args.out, {"env": env, "results": results})
     return 0
 
 
