@@ -33,7 +33,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -42,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from passk_plugin.atomic import atomic_write_text
 from passk_plugin.checkpoints import check_checkpoints, resolve_checkpoint
 
 METHODS: tuple[str, ...] = ("wise-ft", "slerp", "toward-base", "soup")
@@ -403,17 +403,6 @@ def build_grid(spec: RecipeSpec) -> list[GridPoint]:
     )
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_recipes(points: Sequence[GridPoint], out_dir: str | os.PathLike) -> Path:
     """Write one ``<id>.yaml`` per point and ``manifest.json`` into out_dir; return the manifest.
 
@@ -434,7 +423,7 @@ def write_recipes(points: Sequence[GridPoint], out_dir: str | os.PathLike) -> Pa
     entries = []
     for point in points:
         file = f"{point.id}.yaml"
-        _atomic_write(out / file, point.to_yaml())
+        atomic_write_text(out / file, point.to_yaml())
         entries.append(point.to_manifest(file))
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -444,7 +433,7 @@ def write_recipes(points: Sequence[GridPoint], out_dir: str | os.PathLike) -> Pa
         "points": entries,
     }
     path = out / MANIFEST_NAME
-    _atomic_write(path, json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
     return path
 
 

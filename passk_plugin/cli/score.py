@@ -11,6 +11,7 @@ import argparse
 import json
 
 from passk_plugin import score
+from passk_plugin.atomic import atomic_write_text
 from passk_plugin.data import BENCHMARKS, load_problems
 
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     )
     report = score.summarize(samples, rows, verdicts, problems, args.k, args.samples)
     per_sample = score.results_path(args.samples)
-    score.write_atomic(
+    atomic_write_text(
         per_sample, score.jsonl_text(score.sample_results(samples, verdicts, args.task))
     )
     print(
@@ -69,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {key:>10} {value:.4f}{spread}")
     print(f"per-sample verdicts: {per_sample}")
     if args.out:
-        score.write_atomic(args.out, json.dumps(report.to_dict(), indent=2) + "\n")
+        atomic_write_text(args.out, json.dumps(report.to_dict(), indent=2) + "\n")
         print(f"summary: {args.out}")
     return 0

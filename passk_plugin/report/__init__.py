@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import astuple
 from pathlib import Path
 
+from passk_plugin.atomic import atomic_write_bytes, atomic_write_text
 from passk_plugin.report import biasvar, plots, tables
 from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run
-from passk_plugin.sweep_store import RunStore, atomic_write_bytes, atomic_write_text
+from passk_plugin.sweep_store import RunStore
 
 __all__ = ["build_report", "collect_run", "collect_lm_eval_dirs", "write_report"]
 
