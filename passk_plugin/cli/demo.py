@@ -1,0 +1,30 @@
+"""`passk demo`: the offline WiSE-FT demo (train, sweep, report) on CPU."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("passk_demo"), help="[./passk_demo]")
+    parser.add_argument(
+        "--quick", action="store_true", help="a reduced demo (seconds of training, few problems)"
+    )
+    parser.add_argument("--seed", type=int, help="training seed [0]")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from passk_plugin.demo.run import DemoConfig, describe, run_demo, with_overrides
+
+    config = DemoConfig.quick() if args.quick else DemoConfig()
+    config = with_overrides(config, seed=args.seed)
+    print(describe(config), flush=True)
+    files = run_demo(args.out, config, progress=not args.no_progress)
+    board = files.get("leaderboard.md")
+    if board is not None:
+        print()
+        print(Path(board).read_text(encoding="utf-8"))
+    print(f"report: {Path(files['leaderboard.html']).parent}")
+    return 0

@@ -1,0 +1,113 @@
+"""The offline demo, end to end: train two checkpoints of one run, sweep, report.
+
+Everything happens under one output directory, on CPU, without the hub:
+
+    OUT/checkpoints/run-<hash>/{early,late}   trained once, then cached
+    OUT/data/gsm8k/{train,test}.jsonl         the generated problems (PASSK_DATA_DIR layout)
+    OUT/run/                                  a `passk sweep` run directory, report included
+
+The evaluation is the real path: mergekit recipes, lm_eval with `gsm8k_passk_zeroshot` (the
+prompt the demo models were trained on) and passk's graders, then `passk report`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from passk_plugin.demo.train import DemoTrainConfig
+
+TASK = "gsm8k_passk_zeroshot"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo trains and evaluates. `quick()` is the reduced version CI runs."""
+
+    train: DemoTrainConfig = field(default_factory=DemoTrainConfig)
+    alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    temperatures: tuple[float, ...] = (0.3, 1.0)
+    sampling_temperature: float = 0.6
+    n: int = 8
+    max_gen_toks: int = 48
+    limit: int | None = None
+    seed: int = 1234
+    batch_size: int = 64
+
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        return cls(
+            train=DemoTrainConfig(n_train=200, n_test=8, steps=40, early_step=20, warmup_steps=5),
+            alphas=(0.0, 0.5, 1.0),
+            temperatures=(1.0,),
+            n=4,
+            max_gen_toks=24,
+        )
+
+
+def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *, progress: bool = True):
+    """Run (or resume) the demo under out_dir; returns the report files by name."""
+    from passk_plugin.demo.problems import write_jsonl_dataset
+    from passk_plugin.demo.train import train_demo_checkpoints
+    from passk_plugin.sweep import (
+        EvalSettings,
+        RunOptions,
+        merge_points,
+        run_sweep,
+        temperature_points,
+    )
+
+    cfg = config or DemoConfig()
+    out = Path(out_dir).resolve()
+    early, late = train_demo_checkpoints(out / "checkpoints", config=cfg.train, progress=progress)
+    data_dir = out / "data"
+    write_jsonl_dataset(data_dir, cfg.train.n_train, cfg.train.n_test, cfg.train.seed)
+    run_dir = out / "run"
+    specs = merge_points(early, late, cfg.alphas, run_dir / "recipes")
+    specs += temperature_points(late, cfg.temperatures)
+    settings = EvalSettings(
+        tasks=[TASK],
+        n=cfg.n,
+        gen_kwargs={"temperature": cfg.sampling_temperature, "max_gen_toks": cfg.max_gen_toks},
+        model="hf-passk",
+        limit=cfg.limit,
+        seed=cfg.seed,
+    )
+    options = RunOptions(in_memory=True, batch_size=cfg.batch_size, device="cpu")
+    # lm_eval calls passk's dataset loaders in this process, and they read PASSK_DATA_DIR.
+    previous = os.environ.get("PASSK_DATA_DIR")
+    os.environ["PASSK_DATA_DIR"] = str(data_dir)
+    try:
+        run_sweep(run_dir, specs, settings, options, progress=progress)
+    finally:
+        if previous is None:
+            os.environ.pop("PASSK_DATA_DIR", None)
+        else:
+            os.environ["PASSK_DATA_DIR"] = previous
+    from passk_plugin.report import build_report
+
+    return build_report(run_dir, title="passk demo: WiSE-FT on tiny models trained here")
+
+
+def describe(config: DemoConfig) -> str:
+    """One paragraph saying what the demo will do, printed before it starts."""
+    t = config.train
+    return (
+        f"passk demo: training a {t.num_layers}-layer Llama-style model (hidden {t.hidden_size}) "
+        f"on {t.n_train} generated word problems for {t.steps} steps (early checkpoint at step "
+        f"{t.early_step}), then evaluating {len(config.alphas)} WiSE-FT points "
+        f"(alpha {', '.join(f'{a:g}' for a in config.alphas)}) and the late checkpoint at "
+        f"temperature {', '.join(f'{x:g}' for x in config.temperatures)} with {TASK}, "
+        f"n={config.n} samples on {t.n_test} held-out problems."
+    )
+
+
+def with_overrides(config: DemoConfig, **changes) -> DemoConfig:
+    """A copy with the given fields changed (None values are ignored)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    train_changes = {k: changes.pop(k) for k in list(changes) if k in ("seed", "steps")}
+    if train_changes:
+        changes["train"] = dataclasses.replace(config.train, **train_changes)
+    return dataclasses.replace(config, **changes)
