@@ -33,8 +33,10 @@ from passk_plugin.sweep_store import (
 SWEEP_FORMAT = 1
 DEFAULT_TASKS = ("gsm8k_passk",)
 DEFAULT_SEED = 1234
-# lm_eval models that accept a transformers model object as pretrained=.
-IN_MEMORY_MODELS = ("hf", "hf-passk")
+# lm_eval models --in-memory can run: those that accept a transformers model object as
+# pretrained=, and vllm-passk, whose running engine takes new weights in place.
+IN_MEMORY_MODELS = ("hf", "hf-passk", "vllm-passk")
+VLLM_IN_MEMORY_MODELS = ("vllm-passk",)
 
 
 class EvalSettings(BaseModel):
@@ -260,14 +262,13 @@ class InMemoryModels:
             return self.ctx.options.device
         return "cuda" if torch.cuda.is_available() else "cpu"
 
+    def model_ref(self, spec: PointSpec) -> Any:
+        """What lm_eval evaluates for this point: the resident model, or a checkpoint path."""
+        return self.lm_for(spec) if spec.needs_merge else spec.checkpoint
+
     def lm_for(self, spec: PointSpec) -> Any:
         """The resident lm_eval model holding this merge point's weights."""
-        from passk_plugin.merge import (
-            ResidentCheckpoints,
-            load_merged,
-            load_recipe,
-            merge_in_memory,
-        )
+        from passk_plugin.merge import ResidentCheckpoints, load_recipe, merge_in_memory
 
         config = load_recipe(spec.recipe)
         base = str(config.base_model.model.path)
@@ -276,15 +277,22 @@ class InMemoryModels:
         for ref in config.referenced_models():
             self.resident.add(str(ref.model.path))
         state = merge_in_memory(spec.recipe, self.resident)
-        if self.model is None:
+        if self.lm is None:
             self._load(base, next(iter(state.values())).dtype)
+        elif self.base is None:  # a vLLM engine started for a baseline checkpoint
+            self.base = base
         elif base != self.base:
             raise ValueError(
                 f"--in-memory needs one architecture donor: point {spec.id} has base_model "
                 f"{base}, earlier points {self.base}"
             )
-        load_merged(self.model, state)
+        self._put(state)
         return self.lm
+
+    def _put(self, state: dict[str, Any]) -> None:
+        from passk_plugin.merge import load_merged
+
+        load_merged(self.model, state)
 
     def _load(self, base: str, dtype: Any) -> None:
         import torch
@@ -307,6 +315,67 @@ class InMemoryModels:
         )
 
 
+class VllmInMemoryModels(InMemoryModels):
+    """--in-memory for vllm-passk: one engine for the whole run, its weights swapped per point.
+
+    The engine starts once, from the first model a point needs (a merge's base_model, or a
+    baseline checkpoint); every later point's weights replace the running ones in place
+    (`update_weights` for merges, `load_weights` for baseline checkpoints). Unless --model-args
+    sets dtype=, the engine runs in the merged weights' dtype: vLLM's "auto" resolution from
+    the base checkpoint's config where that names the same dtype (as a disk run of the merge
+    would), else that dtype explicitly.
+    """
+
+    def model_ref(self, spec: PointSpec) -> Any:
+        if spec.needs_merge:
+            return self.lm_for(spec)
+        from passk_plugin.checkpoints import resolve_checkpoint
+
+        path = resolve_checkpoint(spec.checkpoint)
+        if self.lm is None:
+            self._load(path, None)
+            self.base = None  # merge points may still name another base_model
+        else:
+            self.lm.load_weights(path)
+        return self.lm
+
+    def _put(self, state: dict[str, Any]) -> None:
+        self.lm.update_weights(state)
+
+    def _load(self, base: str, dtype: Any) -> None:
+        from lm_eval.api.registry import get_model
+
+        s, o = self.ctx.settings, self.ctx.options
+        kwargs: dict[str, Any] = {**s.model_args}
+        if o.batch_size is not None:
+            kwargs["batch_size"] = o.batch_size
+        if dtype is not None and "dtype" not in kwargs:
+            name = str(dtype).removeprefix("torch.")
+            if name != _config_dtype(base):
+                kwargs["dtype"] = name
+        register_backends(s.model)
+        self.lm = get_model(s.model)(pretrained=base, **kwargs)
+        self.base = base
+
+
+def _config_dtype(checkpoint: str) -> str | None:
+    """The dtype a checkpoint's config.json names (transformers' dtype or torch_dtype)."""
+    import json
+
+    config = Path(checkpoint) / "config.json"
+    if not config.is_file():
+        return None
+    data = json.loads(config.read_text())
+    return data.get("dtype") or data.get("torch_dtype")
+
+
+def in_memory_models(ctx: SweepContext) -> InMemoryModels:
+    """The resident state of one worker for ctx.settings.model (hf or vllm)."""
+    if ctx.settings.model in VLLM_IN_MEMORY_MODELS:
+        return VllmInMemoryModels(ctx)
+    return InMemoryModels(ctx)
+
+
 def run_point(
     spec: PointSpec, ctx: SweepContext, memory: InMemoryModels | None = None
 ) -> PointResult:
@@ -319,8 +388,8 @@ def run_point(
         return PointResult(id=spec.id, status="skipped")
     merge_s = 0.0
     t0 = time.perf_counter()
-    if spec.needs_merge and ctx.options.in_memory:
-        model_ref: Any = (memory or InMemoryModels(ctx)).lm_for(spec)
+    if ctx.options.in_memory:
+        model_ref: Any = (memory or in_memory_models(ctx)).model_ref(spec)
     elif spec.needs_merge:
         model_ref = merge_point(ctx, spec)
     else:
@@ -385,7 +454,7 @@ class LocalExecutor:
     ) -> list[PointResult]:
         from tqdm.auto import tqdm
 
-        memory = InMemoryModels(ctx) if ctx.options.in_memory else None
+        memory = in_memory_models(ctx) if ctx.options.in_memory else None
 
         store = RunStore(ctx.run_dir)
         done_before = sum(store.is_done(s.id) for s in specs)
@@ -589,7 +658,7 @@ def run_sweep(
             raise ValueError(f"{key} is given twice: use {flag} or {key}= in --model-args")
     if ctx.options.in_memory and settings.model not in IN_MEMORY_MODELS:
         raise ValueError(
-            f"--in-memory evaluates a resident transformers model: use --model "
+            f"--in-memory evaluates a resident model: use --model "
             f"{' or '.join(IN_MEMORY_MODELS)}, or drop --in-memory for {settings.model!r}"
         )
     ex = get_executor(executor, progress=progress) if isinstance(executor, str) else executor
