@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--in-memory",
         action="store_true",
         help="merge in memory into one resident model instead of writing merged weights "
-        "(hf models only)",
+        "(hf, hf-passk and vllm-passk)",
     )
     r.add_argument(
         "--confirm-run-unsafe-code",
