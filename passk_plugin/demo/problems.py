@@ -3,6 +3,15 @@
 Each problem is a short story with small numbers solved in two or three equations. The
 answer field follows GSM8K: worked reasoning, then a final line `#### N`, so the passk
 GSM8K task and grader read these files exactly as they read the real benchmark.
+
+The numbers are chosen for what the demo has to show. The first steps use the small
+multiplication and addition tables, which a few hundred training problems cover, while most
+final steps subtract down to a small answer (1 to 9) from operands spread over a wide range,
+so a good share of held-out problems needs one subtraction never seen in training. A tiny
+model whose tokenizer makes each number one token cannot compute such a fact, only estimate
+it: early in training it spreads its samples over nearby answers and some land on the right
+one; after many epochs it commits to one answer, right or wrong. That is where Pass@k falls
+while Pass@1, carried by the problems built from seen facts, keeps rising.
 """
 
 from __future__ import annotations
@@ -87,18 +96,18 @@ def training_text(problem: Problem | dict[str, str]) -> str:
     return prompt_text(record["question"]) + completion_text(record["answer"])
 
 
-def _person(rng: random.Random) -> tuple[str, str, str]:
+def _person(rng: random.Random) -> tuple[str, str]:
     if rng.random() < 0.5:
-        return rng.choice(NAMES_HE), "he", "his"
-    return rng.choice(NAMES_SHE), "she", "her"
+        return rng.choice(NAMES_HE), "he"
+    return rng.choice(NAMES_SHE), "she"
 
 
 def _boxes_give(rng: random.Random) -> Problem:
-    name, he, _ = _person(rng)
+    name, he = _person(rng)
     item = rng.choice(ITEMS)
-    a, b = rng.randint(2, 6), rng.randint(2, 9)
+    a, b = rng.randint(2, 9), rng.randint(2, 12)
     x = a * b
-    c = rng.randint(1, min(9, x - 1))
+    c = x - rng.randint(1, min(9, x - 1))
     q = (
         f"{name} has {a} boxes of {b} {item}. {he.capitalize()} gives away {c}. "
         f"How many {item} does {he} have left?"
@@ -107,11 +116,11 @@ def _boxes_give(rng: random.Random) -> Problem:
 
 
 def _change(rng: random.Random) -> Problem:
-    name, he, _ = _person(rng)
+    name, he = _person(rng)
     thing = rng.choice(THINGS)
-    a, b = rng.randint(2, 6), rng.randint(2, 9)
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
     x = a * b
-    bill = rng.choice([bill for bill in (20, 30, 40, 50, 60) if bill > x])
+    bill = (x // 10 + 1) * 10
     q = (
         f"{name} buys {a} {thing} for ${b} each and pays with a ${bill} bill. "
         f"How much change does {he} get?"
@@ -119,16 +128,16 @@ def _change(rng: random.Random) -> Problem:
     return Problem(q, ((a, "*", b, x), (bill, "-", x, bill - x)), ("change", a, b, bill))
 
 
-def _bags_eat(rng: random.Random) -> Problem:
-    name, he, _ = _person(rng)
+def _bags_sell(rng: random.Random) -> Problem:
+    name, he = _person(rng)
     item = rng.choice(["apples", "plums", "candies", "nuts"])
-    a, b, c = rng.randint(2, 20), rng.randint(2, 4), rng.randint(2, 6)
+    a, b, c = rng.randint(2, 9), rng.randint(2, 5), rng.randint(2, 9)
     x = b * c
     y = a + x
-    d = rng.randint(1, min(9, y - 1))
+    d = y - rng.randint(1, min(9, y - 1))
     q = (
         f"{name} has {a} {item}. {he.capitalize()} buys {b} bags with {c} {item} each, "
-        f"then eats {d}. How many {item} does {he} have now?"
+        f"then sells {d}. How many {item} does {he} have now?"
     )
     steps = ((b, "*", c, x), (a, "+", x, y), (y, "-", d, y - d))
     return Problem(q, steps, ("bags", a, b, c, d))
@@ -146,8 +155,8 @@ def _times_as_many(rng: random.Random) -> Problem:
 
 
 def _wages(rng: random.Random) -> Problem:
-    name, he, _ = _person(rng)
-    a, b, c = rng.randint(2, 9), rng.randint(2, 5), rng.randint(2, 3)
+    name, he = _person(rng)
+    a, b, c = rng.randint(2, 9), rng.randint(2, 6), rng.randint(2, 4)
     x = a * b
     q = (
         f"{name} earns ${a} an hour. {he.capitalize()} works {b} hours a day for {c} days. "
@@ -157,7 +166,7 @@ def _wages(rng: random.Random) -> Problem:
 
 
 def _trays_share(rng: random.Random) -> Problem:
-    name, he, _ = _person(rng)
+    name, he = _person(rng)
     food = rng.choice(FOODS)
     while True:
         a, b = rng.randint(2, 5), rng.randint(2, 9)
@@ -174,10 +183,10 @@ def _trays_share(rng: random.Random) -> Problem:
 
 
 def _pages_left(rng: random.Random) -> Problem:
-    name, he, _ = _person(rng)
-    a, b = rng.randint(2, 9), rng.randint(2, 5)
+    name, he = _person(rng)
+    a, b = rng.randint(2, 12), rng.randint(2, 9)
     x = a * b
-    c = rng.randint(x + 1, x + 15)
+    c = x + rng.randint(1, 9)
     q = (
         f"{name} reads {a} pages every day for {b} days. The book has {c} pages. "
         f"How many pages are left?"
@@ -186,10 +195,10 @@ def _pages_left(rng: random.Random) -> Problem:
 
 
 def _fruit_give(rng: random.Random) -> Problem:
-    name, he, _ = _person(rng)
-    a, b = rng.randint(2, 20), rng.randint(2, 20)
+    name, he = _person(rng)
+    a, b = rng.randint(2, 12), rng.randint(2, 12)
     x = a + b
-    c = rng.randint(1, min(9, x - 1))
+    c = x - rng.randint(1, min(9, x - 1))
     q = (
         f"{name} picks {a} apples and {b} pears. {he.capitalize()} gives {c} fruits "
         f"to a friend. How many fruits does {he} have left?"
@@ -202,7 +211,7 @@ def _fruit_give(rng: random.Random) -> Problem:
 TEMPLATES: tuple[tuple[Callable[[random.Random], Problem], int], ...] = (
     (_boxes_give, 3),
     (_change, 2),
-    (_bags_eat, 4),
+    (_bags_sell, 4),
     (_times_as_many, 1),
     (_wages, 1),
     (_trays_share, 1),

@@ -7,45 +7,20 @@ dicts directly in torch, so a whole WiSE-FT curve costs seconds on a tiny model.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from passk_plugin.demo.problems import Problem, prompt_text
+from passk_plugin.graders.gsm8k import extract_answer
 from passk_plugin.metrics import pass_at_k
 
-_ANSWER_IS = re.compile(r"The answer is\s*\$?(-?[\d,]*\.?\d+)")
-_NUMBER = re.compile(r"-?[\d,]*\.?\d+")
 STOP_STRINGS = ("\n\n", "Q:")
 
 
-def extract_answer(completion: str) -> str | None:
-    """'#### N', then 'The answer is N', then the last number (the passk GSM8K order)."""
-    try:
-        from passk_plugin.graders.gsm8k import extract_answer as grader_extract
-    except ImportError:
-        grader_extract = None
-    if grader_extract is not None:
-        return grader_extract(completion)
-    hashes = re.search(r"####\s*\$?(-?[\d,]*\.?\d+)", completion)
-    if hashes:
-        return hashes.group(1).replace(",", "")
-    said = _ANSWER_IS.search(completion)
-    if said:
-        return said.group(1).replace(",", "")
-    numbers = _NUMBER.findall(completion)
-    return numbers[-1].replace(",", "") if numbers else None
-
-
 def is_correct(completion: str, value: int) -> bool:
-    answer = extract_answer(completion)
-    if answer is None:
-        return False
-    try:
-        return float(answer) == float(value)
-    except ValueError:
-        return False
+    """Graded as passk grades GSM8K: the extracted final number against the gold one."""
+    return extract_answer(completion) == str(value)
 
 
 def cut_at_stop(text: str) -> str:

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from passk_plugin.demo import train as train_module
-from passk_plugin.demo.train import DemoTrainConfig, train_demo_checkpoints
+from passk_plugin.demo.problems import split_problems
+from passk_plugin.demo.train import DemoTrainConfig, run_data_dir, train_demo_checkpoints
 
 # A run small enough for CI: it exercises every step of the real training, not its quality.
 CI_RUN = dict(
@@ -104,3 +105,16 @@ def test_training_is_deterministic(trained, tmp_path):
     )
     assert first.keys() == second.keys()
     assert all((first[k] == second[k]).all() for k in first)
+
+
+@pytest.mark.slow
+def test_run_holds_its_train_and_held_out_problems(trained, tmp_path):
+    _, (early_dir, late_dir) = trained
+    data = run_data_dir(late_dir)
+    assert data == run_data_dir(early_dir)
+    train, test = split_problems(CI_RUN["n_train"], CI_RUN["n_test"], seed=0)
+    rows = [json.loads(line) for line in (data / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    assert rows == [p.to_record() for p in test]
+    assert len((data / "gsm8k" / "train.jsonl").read_text().splitlines()) == len(train)
+    with pytest.raises(FileNotFoundError, match="not a demo checkpoint"):
+        run_data_dir(tmp_path / "model")
