@@ -3,7 +3,7 @@
 Everything happens under one output directory, on CPU, without the hub:
 
     OUT/checkpoints/run-<hash>/{early,late}   trained once, then cached
-    OUT/data/gsm8k/{train,test}.jsonl         the generated problems (PASSK_DATA_DIR layout)
+    OUT/checkpoints/run-<hash>/data/gsm8k/    its problems (PASSK_DATA_DIR layout)
     OUT/run/                                  a `passk sweep` run directory, report included
 
 The evaluation is the real path: mergekit recipes, lm_eval with `gsm8k_passk_zeroshot` (the
@@ -49,8 +49,7 @@ class DemoConfig:
 
 def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *, progress: bool = True):
     """Run (or resume) the demo under out_dir; returns the report files by name."""
-    from passk_plugin.demo.problems import write_jsonl_dataset
-    from passk_plugin.demo.train import train_demo_checkpoints
+    from passk_plugin.demo.train import run_data_dir, train_demo_checkpoints
     from passk_plugin.sweep import (
         EvalSettings,
         RunOptions,
@@ -62,8 +61,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *, progress:
     cfg = config or DemoConfig()
     out = Path(out_dir).resolve()
     early, late = train_demo_checkpoints(out / "checkpoints", config=cfg.train, progress=progress)
-    data_dir = out / "data"
-    write_jsonl_dataset(data_dir, cfg.train.n_train, cfg.train.n_test, cfg.train.seed)
+    data_dir = run_data_dir(early)  # the problems the run was trained and held out on
     run_dir = out / "run"
     specs = merge_points(early, late, cfg.alphas, run_dir / "recipes")
     specs += temperature_points(late, cfg.temperatures)

@@ -66,7 +66,10 @@ def test_leaderboard_numbers_come_from_the_evaluation(demo):
 
 
 def test_demo_leaves_the_environment_as_it_was(demo):
-    assert os.environ.get("PASSK_DATA_DIR") != str(demo[0] / "data")
+    from passk_plugin.demo.train import run_data_dir
+
+    (run,) = (demo[0] / "checkpoints").glob("run-*")
+    assert os.environ.get("PASSK_DATA_DIR") != str(run_data_dir(run / "early"))
 
 
 def test_demo_checkpoints_are_cached(demo):
