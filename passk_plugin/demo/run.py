@@ -13,7 +13,6 @@ prompt the demo models were trained on) and passk's graders, then `passk report`
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,21 +49,17 @@ class DemoConfig:
 def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *, progress: bool = True):
     """Run (or resume) the demo under out_dir; returns the report files by name."""
     from passk_plugin.demo.train import run_data_dir, train_demo_checkpoints
-    from passk_plugin.sweep import (
-        EvalSettings,
-        RunOptions,
-        merge_points,
-        run_sweep,
-        temperature_points,
-    )
+    from passk_plugin.sweep.grids import merge_grid, temperature_points
+    from passk_plugin.sweep.run import run_sweep
+    from passk_plugin.sweep.settings import EvalSettings, RunOptions
 
     cfg = config or DemoConfig()
     out = Path(out_dir).resolve()
     early, late = train_demo_checkpoints(out / "checkpoints", config=cfg.train, progress=progress)
     data_dir = run_data_dir(early)  # the problems the run was trained and held out on
     run_dir = out / "run"
-    specs = merge_points(early, late, cfg.alphas, run_dir / "recipes")
-    specs += temperature_points(late, cfg.temperatures)
+    points = merge_grid(early, late, cfg.alphas)
+    points += temperature_points(late, cfg.temperatures)
     settings = EvalSettings(
         tasks=[TASK],
         n=cfg.n,
@@ -72,18 +67,10 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *, progress:
         model="hf-passk",
         limit=cfg.limit,
         seed=cfg.seed,
+        data_dir=str(data_dir),  # reaches passk's dataset loaders as task metadata
     )
     options = RunOptions(in_memory=True, batch_size=cfg.batch_size, device="cpu")
-    # lm_eval calls passk's dataset loaders in this process, and they read PASSK_DATA_DIR.
-    previous = os.environ.get("PASSK_DATA_DIR")
-    os.environ["PASSK_DATA_DIR"] = str(data_dir)
-    try:
-        run_sweep(run_dir, specs, settings, options, progress=progress)
-    finally:
-        if previous is None:
-            os.environ.pop("PASSK_DATA_DIR", None)
-        else:
-            os.environ["PASSK_DATA_DIR"] = previous
+    run_sweep(run_dir, points, settings, options, progress=progress)
     from passk_plugin.report import build_report
 
     return build_report(run_dir, title="passk demo: WiSE-FT on tiny models trained here")

@@ -1,6 +1,7 @@
 """Grid points as Ray tasks: `passk sweep --executor ray [--ray-address ADDR]`.
 
-Each point (merge -> evaluate -> store) is one Ray task running `passk_plugin.sweep.run_point`.
+Each point (merge -> evaluate -> store) is one Ray task running
+`passk_plugin.sweep.point.run_point`.
 A task asks for one GPU when the cluster has GPUs (else one CPU; both configurable), so a
 cluster with N GPUs works on N points at once. The driver keeps at most as many tasks in
 flight as the live nodes have room for, re-reading the cluster on every tick, so its
@@ -46,8 +47,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from passk_plugin.executors import PointFailures
-from passk_plugin.sweep import PointResult, PointSpec, SweepContext, run_point
+from passk_plugin.executors.base import PointFailures
+from passk_plugin.grid import GridPoint
+from passk_plugin.sweep.point import run_point
+from passk_plugin.sweep.settings import PointResult, SweepContext
 from passk_plugin.sweep_store import RunStore
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'passk[ray]' (on every node of the cluster)"
@@ -144,7 +147,7 @@ def forwarded_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_point_task(
-    spec: PointSpec, ctx: SweepContext, point_fn: Callable[..., PointResult]
+    spec: GridPoint, ctx: SweepContext, point_fn: Callable[..., PointResult]
 ) -> tuple[PointResult, str]:
     """The body of one Ray task, on a worker: check the run directory is shared, run the point."""
     host = socket.gethostname()
@@ -194,7 +197,7 @@ class RayExecutor:
 
     def run(
         self,
-        specs: Sequence[PointSpec],
+        specs: Sequence[GridPoint],
         ctx: SweepContext,
         point_fn: Callable[..., PointResult] | None = None,
     ) -> list[PointResult]:
@@ -237,7 +240,7 @@ class RayExecutor:
     def _run(
         self,
         ray: ModuleType,
-        specs: Sequence[PointSpec],
+        specs: Sequence[GridPoint],
         ctx: SweepContext,
         point_fn: Callable[..., PointResult],
     ) -> list[PointResult]:
@@ -260,7 +263,7 @@ class RayExecutor:
             runtime_env={"env_vars": forwarded_env(os.environ)},
         )(run_point_task)
 
-        running: dict[Any, tuple[PointSpec, float]] = {}
+        running: dict[Any, tuple[GridPoint, float]] = {}
         failed: dict[str, str] = {}
         durations: list[float] = []
         n_done = 0
@@ -332,7 +335,7 @@ class RayExecutor:
         self,
         ray: ModuleType,
         ref: Any,
-        spec: PointSpec,
+        spec: GridPoint,
         store: RunStore,
         finished: dict[str, PointResult],
     ) -> str | None:

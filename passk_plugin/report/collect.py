@@ -16,6 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from passk_plugin.grid import GridPoint
+from passk_plugin.results import (  # noqa: F401  (re-exported for the report's modules)
+    _PASS,
+    NON_METRIC_KEYS,
+    PREFERRED_FILTER,
+    _is_number,
+    metric_sort_key,
+    split_metrics,
+)
 from passk_plugin.sweep_store import (
     POINT_SPEC_FILE,
     RESULTS_FILE,
@@ -23,12 +32,6 @@ from passk_plugin.sweep_store import (
     read_json,
     samples_file_name,
 )
-
-PREFERRED_FILTER = "all"
-# Per-problem fields a task may log beside its metrics; they are counts, not scores.
-NON_METRIC_KEYS = frozenset({"alias", "n", "c", "samples", "name", "sample_len"})
-_PASS = re.compile(r"^pass@(\d+)$")
-_MAJ = re.compile(r"^maj@(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -57,49 +60,11 @@ class PointRecord:
     id: str
     label: str
     method: str | None = None
-    alpha: float | None = None
+    alpha: float | None = None  # the interpolation coordinate: α, t or η by method
     temperature: float | None = None
     tasks: dict[str, TaskResult] = field(default_factory=dict)
     source: str = ""
-
-
-def metric_sort_key(name: str) -> tuple[int, int, str]:
-    if m := _PASS.match(name):
-        return (0, int(m.group(1)), name)
-    if m := _MAJ.match(name):
-        return (1, int(m.group(1)), name)
-    return (2, 0, name)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def split_metrics(
-    task_results: Mapping[str, Any],
-) -> tuple[dict[str, float], dict[str, float], str | None]:
-    """lm_eval's "metric,filter" keys -> ({metric: value}, {metric: stderr}, filter).
-
-    Uses the "all" filter (every sample scored) when there is one, else the first filter.
-    lm_eval writes "N/A" for a stderr it did not compute; those become NaN.
-    """
-    by_filter: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
-    for key, value in task_results.items():
-        if "," not in key:
-            continue
-        name, filt = key.split(",", 1)
-        vals, errs = by_filter.setdefault(filt, ({}, {}))
-        if name.endswith("_stderr"):
-            base = name[: -len("_stderr")]
-            errs[base] = float(value) if _is_number(value) else math.nan
-        elif _is_number(value) and name not in NON_METRIC_KEYS:
-            vals[name] = float(value)
-    if not by_filter:
-        return {}, {}, None
-    filt = PREFERRED_FILTER if PREFERRED_FILTER in by_filter else next(iter(by_filter))
-    vals, errs = by_filter[filt]
-    vals = dict(sorted(vals.items(), key=lambda kv: metric_sort_key(kv[0])))
-    return vals, {k: errs.get(k, math.nan) for k in vals}, filt
+    point: GridPoint | None = None  # the sweep's grid point (None for plain lm_eval output)
 
 
 def task_temperature(results: Mapping[str, Any], task: str) -> float | None:
@@ -180,10 +145,6 @@ def _common_temperature(tasks: Iterable[TaskResult]) -> float | None:
     return temps.pop() if len(temps) == 1 else None
 
 
-def _point_label(spec: Mapping[str, Any]) -> str:
-    return str(spec.get("id"))
-
-
 def collect_run(run_dir: str | Path) -> list[PointRecord]:
     """Every finished point of a sweep's run directory."""
     store = RunStore(run_dir)
@@ -192,7 +153,7 @@ def collect_run(run_dir: str | Path) -> list[PointRecord]:
     records = []
     for pid in store.done_ids():
         pdir = store.point_dir(pid)
-        spec = read_json(pdir / POINT_SPEC_FILE)
+        point = GridPoint.from_stored(read_json(pdir / POINT_SPEC_FILE), store.root)
         results = read_json(pdir / RESULTS_FILE)
         samples = {
             task: pdir / samples_file_name(task)
@@ -200,18 +161,20 @@ def collect_run(run_dir: str | Path) -> list[PointRecord]:
             if (pdir / samples_file_name(task)).is_file()
         }
         tasks = task_results_from(results, samples)
-        temp = spec.get("temperature")
+        temp = point.gen_kwargs().get("temperature")
+        coordinate = point.coordinate
         records.append(
             PointRecord(
                 id=pid,
-                label=_point_label(spec),
-                method=spec.get("method"),
-                alpha=spec.get("alpha"),
+                label=point.id,
+                method=point.method,
+                alpha=coordinate[1] if coordinate else None,
                 temperature=float(temp)
                 if temp is not None
                 else _common_temperature(tasks.values()),
                 tasks=tasks,
                 source=str(pdir),
+                point=point,
             )
         )
     return sort_records(records)
@@ -285,10 +248,10 @@ def collect_lm_eval_dirs(dirs: Sequence[str | Path]) -> list[PointRecord]:
 
 
 def sort_records(records: Iterable[PointRecord]) -> list[PointRecord]:
-    """Merges by method then alpha, then the temperature baseline by temperature."""
+    """Merges by method then coordinate, then checkpoints and decoding points."""
 
     def key(r: PointRecord) -> tuple:
-        baseline = r.method == "temperature"
+        baseline = r.method in ("checkpoint", "decoding")
         return (
             baseline,
             r.method or "",

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from passk_plugin.report.biasvar import BiasVarianceRow
 from passk_plugin.report.collect import PointRecord
 
-BASELINE = "temperature"
+BASELINE = "decoding"  # grid points sampled under other settings (temperature)
 
 
 def _png(fig: Figure) -> bytes:
