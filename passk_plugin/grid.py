@@ -303,8 +303,13 @@ def migrate_legacy(data: Mapping[str, Any]) -> dict[str, Any]:
     if coordinate:
         coords = entry.get("parameters") or {}
         out[coordinate] = coords.get(coordinate, data.get("alpha"))
-    if not out["checkpoints"] and data.get("recipe"):
+    if not out["checkpoints"] and data.get("recipe") and Path(data["recipe"]).is_file():
         out.update(_from_recipe_file(Path(data["recipe"]), method))
+    if not out["checkpoints"]:
+        raise ValueError(
+            f"point {data.get('id')!r} is stored in an older shape that names no checkpoints "
+            f"and its recipe {data.get('recipe')} is gone: rerun the sweep into a new --out"
+        )
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -127,13 +127,13 @@ def test_toward_base_recipe_anchors_on_base(tiny_pair):
     assert point.id == "toward-base_e0.250"
     assert point.base_model == _abs(base)
     assert point.weights == (0.75, 0.25)
-    assert point.parameters == {"eta": 0.25}
+    assert point.coordinate == ("eta", 0.25) and point.alpha is None
 
 
 def test_hub_base_is_passed_through(tiny_pair):
     _, ft = tiny_pair
     (point,) = toward_base_grid("Qwen/Qwen2.5-0.5B", ft, [0.5])
-    assert point.models == ("Qwen/Qwen2.5-0.5B", _abs(ft))
+    assert point.checkpoints == ("Qwen/Qwen2.5-0.5B", _abs(ft))
     assert point.base_model == "Qwen/Qwen2.5-0.5B"
 
 
@@ -158,7 +158,7 @@ def test_relative_checkpoints_are_written_absolute(tiny_pair, monkeypatch):
     early, late = tiny_pair
     monkeypatch.chdir(early.parent)
     (point,) = wise_ft_grid("early", "./late", [0.5])
-    assert point.models == (_abs(early), _abs(late))
+    assert point.checkpoints == (_abs(early), _abs(late))
 
 
 def test_extrapolation_needs_opt_in(tiny_pair):
@@ -188,7 +188,7 @@ def test_write_and_read_manifest(tiny_pair, tmp_path):
     entry = data["points"][1]
     assert entry["id"] == "wise-ft_a0.500"
     assert entry["method"] == "wise-ft"
-    assert entry["parameters"] == {"alpha": 0.5}
+    assert entry["alpha"] == 0.5 and "t" not in entry
     assert entry["file"] == "wise-ft_a0.500.yaml"
     assert entry["checkpoints"] == [_abs(early), _abs(late)]
     assert sorted(p.name for p in manifest.parent.iterdir()) == sorted(

@@ -7,34 +7,36 @@ from pathlib import Path
 
 import pytest
 
-from passk_plugin import sweep
 from passk_plugin.cli import main
 from passk_plugin.cli import sweep as sweep_cli
-from passk_plugin.sweep import (
-    EvalSettings,
-    LocalExecutor,
-    PointSpec,
-    RunOptions,
-    SweepContext,
-    get_executor,
-    lm_eval_kwargs,
-    point_gen_kwargs,
-    reconcile_settings,
-    run_point,
-    run_sweep,
-    temperature_points,
-)
+from passk_plugin.errors import UsageError
+from passk_plugin.executors.local import LocalExecutor
+from passk_plugin.grid import GridPoint, Sampling
+from passk_plugin.sweep import evaluation, preflight
+from passk_plugin.sweep import point as point_mod
+from passk_plugin.sweep.evaluation import lm_eval_kwargs, point_gen_kwargs
+from passk_plugin.sweep.grids import build_points, temperature_points
+from passk_plugin.sweep.point import run_point
+from passk_plugin.sweep.reconcile import reconcile_settings
+from passk_plugin.sweep.run import make_executor, run_sweep
+from passk_plugin.sweep.settings import EvalSettings, RunOptions, SweepContext
 from passk_plugin.sweep_store import RunStore
 
 # ---------------------------------------------------------------------------- unit tests
 
 
-def _merge_spec(pid: str, alpha: float) -> PointSpec:
-    return PointSpec(id=pid, method="wise-ft", alpha=alpha, recipe=f"/recipes/{pid}.yaml")
+def _merge_spec(pid: str, alpha: float, early: str = "/early") -> GridPoint:
+    return GridPoint(
+        id=pid, method="wise-ft", alpha=alpha, checkpoints=(early, "/late"),
+        weights=(1 - alpha, alpha),
+    )  # fmt: skip
 
 
-def _base_spec(t: float) -> PointSpec:
-    return PointSpec(id=f"late-T{t:g}", method="temperature", temperature=t, checkpoint="/late")
+def _base_spec(t: float) -> GridPoint:
+    return GridPoint(
+        id=f"late-T{t:g}", method="decoding", checkpoints=("/late",),
+        sampling=Sampling(temperature=t),
+    )  # fmt: skip
 
 
 class FakeLab:
@@ -45,14 +47,14 @@ class FakeLab:
         self.evaluated: list[str] = []
         self.fail_on = fail_on
 
-    def merge_point(self, ctx: SweepContext, spec: PointSpec) -> Path:
+    def merge_point(self, ctx: SweepContext, spec: GridPoint) -> Path:
         self.merged.append(spec.id)
         out = RunStore(ctx.run_dir).merged_dir(spec.id)
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.safetensors").write_bytes(b"weights")
         return out
 
-    def evaluate(self, ctx: SweepContext, spec: PointSpec, model_ref) -> dict:
+    def evaluate(self, ctx: SweepContext, spec: GridPoint, model_ref) -> dict:
         if spec.id == self.fail_on:
             raise KeyboardInterrupt
         self.evaluated.append(spec.id)
@@ -68,9 +70,16 @@ class FakeLab:
 
 @pytest.fixture
 def lab(monkeypatch) -> FakeLab:
+    """Fake merges and evaluations; the fake task "t" and fake checkpoints pass preflight."""
     fake = FakeLab()
-    monkeypatch.setattr(sweep, "merge_point", fake.merge_point)
-    monkeypatch.setattr(sweep, "evaluate", fake.evaluate)
+    monkeypatch.setattr(point_mod, "merge_point", fake.merge_point)
+    monkeypatch.setattr(evaluation, "evaluate", fake.evaluate)
+    monkeypatch.setattr(
+        preflight,
+        "task_infos",
+        lambda s: {t: preflight.TaskInfo(name=t, default_n=None, bench=None) for t in s.tasks},
+    )
+    monkeypatch.setattr(preflight, "check_points", lambda points: None)
     return fake
 
 
@@ -89,10 +98,10 @@ def test_settings_are_checked():
         EvalSettings(n=4, k="1,8")
     with pytest.raises(ValueError, match="no tasks"):
         EvalSettings(tasks=[])
-    with pytest.raises(ValueError, match="exactly one of recipe or checkpoint"):
-        PointSpec(id="p", method="wise-ft")
+    with pytest.raises(ValueError, match="at least 2 checkpoints"):
+        GridPoint(id="p", method="wise-ft", alpha=0.5, checkpoints=("/x",), weights=(1.0,))
     with pytest.raises(ValueError, match="bad point id"):
-        PointSpec(id="../p", method="temperature", checkpoint="/x")
+        GridPoint(id="../p", method="checkpoint", checkpoints=("/x",))
 
 
 def test_point_gen_kwargs():
@@ -111,7 +120,9 @@ def test_point_gen_kwargs():
 def test_lm_eval_kwargs(tmp_path):
     ctx = SweepContext(
         run_dir=str(tmp_path),
-        settings=EvalSettings(tasks=["t"], model_args={"dtype": "float32"}, seed=7, limit=3),
+        settings=EvalSettings(
+            tasks=["t"], model="hf", model_args={"dtype": "float32"}, seed=7, limit=3
+        ),
         options=RunOptions(batch_size=8, device="cpu"),
     )
     kw = lm_eval_kwargs(ctx, _base_spec(0.5), "/ckpt")
@@ -125,15 +136,35 @@ def test_lm_eval_kwargs(tmp_path):
     assert kw["model"] is lm and "model_args" not in kw and kw["gen_kwargs"] is None
 
 
+def test_device_and_seed_are_named(tmp_path, monkeypatch):
+    """lm_eval drops device=None and defaults to cuda: the sweep always names one.
+
+    hf-passk (the default model) gets the run's seed as a model argument.
+    """
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ctx = SweepContext(run_dir=str(tmp_path), settings=EvalSettings(tasks=["t"], seed=5))
+    kw = lm_eval_kwargs(ctx, _base_spec(0.5), "/ckpt")
+    assert kw["device"] == "cpu" and kw["model"] == "hf-passk"
+    assert kw["model_args"] == {"seed": 5, "pretrained": "/ckpt"}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert lm_eval_kwargs(ctx, _base_spec(0.5), "/ckpt")["device"] == "cuda"
+    given = ctx.model_copy(update={"options": RunOptions(device="cuda:1")})
+    assert lm_eval_kwargs(given, _base_spec(0.5), "/ckpt")["device"] == "cuda:1"
+
+
 def test_task_metadata():
-    assert sweep.task_metadata(EvalSettings(n=8, k="1,8")) == {"n": 8, "k": "1,8"}
-    assert sweep.task_metadata(EvalSettings()) == {}
+    meta = evaluation.task_metadata(EvalSettings(n=8, k="1,8", data_dir="/d"))
+    assert meta == {"n": 8, "k": "1,8", "data_dir": "/d"}
+    assert evaluation.task_metadata(EvalSettings()) == {}
 
 
 def test_temperature_points(tmp_path):
     pts = temperature_points(tmp_path, [0.5, 1.0])
     assert [p.id for p in pts] == ["late-T0.5", "late-T1"]
     assert all(p.checkpoint == str(tmp_path.resolve()) and not p.needs_merge for p in pts)
+    assert [p.sampling.temperature for p in pts] == [0.5, 1.0]
     with pytest.raises(ValueError, match=">= 0"):
         temperature_points(tmp_path, [-1.0])
     with pytest.raises(FileNotFoundError):
@@ -149,7 +180,8 @@ def test_run_point_stores_and_is_idempotent(tmp_path, lab):
     pdir = store.point_dir(spec.id)
     names = sorted(p.name for p in pdir.iterdir())
     assert names == ["DONE.json", "point.json", "results.json", "samples_t.jsonl"]
-    assert json.loads((pdir / "point.json").read_text()) == spec.model_dump(mode="json")
+    stored = json.loads((pdir / "point.json").read_text())
+    assert GridPoint.from_stored(stored, store.root) == spec
     assert "samples" not in json.loads((pdir / "results.json").read_text())
     assert json.loads((pdir / "samples_t.jsonl").read_text())["c"] == 1
     assert not store.merged_dir(spec.id).exists()  # merged weights removed after evaluation
@@ -203,7 +235,7 @@ def test_reconcile_settings(tmp_path):
     store.write_point("a", {"results.json": "{}"}, {})
     with pytest.raises(ValueError, match=r"n: 4 \(stored\) vs 8 \(now\).*--force"):
         reconcile_settings(store, EvalSettings(tasks=["t"], n=8), [a], force=False)
-    moved = PointSpec(id="a", method="wise-ft", alpha=0.0, recipe="/elsewhere.yaml")
+    moved = _merge_spec("a", 0.5, early="/elsewhere")
     with pytest.raises(ValueError, match="point a"):
         reconcile_settings(store, s, [moved], force=False)
     assert store.is_done("a")  # a refusal changes nothing
@@ -224,9 +256,10 @@ def test_run_sweep_refuses_bad_grids_and_options(tmp_path, lab):
     vllm = EvalSettings(tasks=["t"], model="vllm")
     with pytest.raises(ValueError, match="--in-memory"):
         run_sweep(tmp_path / "v", [_base_spec(1)], vllm, RunOptions(in_memory=True))
-    with pytest.raises(ValueError, match="unknown executor"):
-        get_executor("nope")
-    assert isinstance(get_executor("local", progress=False), LocalExecutor)
+    with pytest.raises(UsageError, match="unknown executor"):
+        make_executor("nope")
+    assert isinstance(make_executor("local", progress=False), LocalExecutor)
+    assert not (tmp_path / "sweep.json").exists()  # nothing recorded for refused runs
 
 
 def _args(**kw) -> argparse.Namespace:
@@ -249,15 +282,19 @@ def test_cli_settings():
         sweep_cli.settings_from_args(_args(limit="ten"))
 
 
+def _grid(args: argparse.Namespace) -> list[GridPoint]:
+    return build_points(sweep_cli.grid_request(args))
+
+
 def test_cli_grid_errors(tmp_path):
-    with pytest.raises(ValueError, match="nothing to run"):
-        sweep_cli.grid_from_args(_args(), tmp_path)
-    with pytest.raises(ValueError, match="both --early and --late"):
-        sweep_cli.grid_from_args(_args(early="/x"), tmp_path)
-    with pytest.raises(ValueError, match="give --late"):
-        sweep_cli.grid_from_args(_args(temperatures="0.5,1"), tmp_path)
-    with pytest.raises(ValueError, match="drop --early"):
-        sweep_cli.grid_from_args(_args(recipes="/r", alphas="0,1"), tmp_path)
+    with pytest.raises(UsageError, match="nothing to run"):
+        _grid(_args())
+    with pytest.raises(UsageError, match="both --early and --late"):
+        _grid(_args(early="/x"))
+    with pytest.raises(UsageError, match="give --late"):
+        _grid(_args(temperatures="0.5,1"))
+    with pytest.raises(UsageError, match="drop --early"):
+        _grid(_args(recipes="/r", alphas="0,1"))
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
@@ -314,7 +351,7 @@ def sweep_run(tmp_path_factory, tiny_pair, offline_data) -> Path:
 
 
 class Counter:
-    """Wraps sweep.evaluate / sweep.merge_point to record the ids they ran on."""
+    """Wraps evaluation.evaluate / point.merge_point to record the ids they ran on."""
 
     def __init__(self, fn, fail_after: int | None = None):
         self.fn, self.ids, self.fail_after = fn, [], fail_after
@@ -382,9 +419,9 @@ def test_alpha_one_is_the_late_checkpoint(sweep_run):
 @pytest.mark.slow
 def test_rerun_redoes_nothing_and_refuses_other_settings(sweep_run, tiny_pair, monkeypatch,
                                                          capsys):  # fmt: skip
-    ev, mg = Counter(sweep.evaluate), Counter(sweep.merge_point)
-    monkeypatch.setattr(sweep, "evaluate", ev)
-    monkeypatch.setattr(sweep, "merge_point", mg)
+    ev, mg = Counter(evaluation.evaluate), Counter(point_mod.merge_point)
+    monkeypatch.setattr(evaluation, "evaluate", ev)
+    monkeypatch.setattr(point_mod, "merge_point", mg)
     before = (RunStore(sweep_run).report_dir / "leaderboard.csv").read_bytes()
     flags = [*_grid_flags(*tiny_pair), *EVAL_FLAGS, "--out", str(sweep_run)]
     assert main(["sweep", *flags]) == 0
@@ -403,17 +440,17 @@ def test_killed_sweep_resumes_to_the_same_report(
 ):
     run_dir = tmp_path / "run"
     flags = [*_grid_flags(*tiny_pair), *EVAL_FLAGS, "--out", str(run_dir)]
-    real_evaluate = sweep.evaluate
-    monkeypatch.setattr(sweep, "evaluate", Counter(real_evaluate, fail_after=1))
+    real_evaluate = evaluation.evaluate
+    monkeypatch.setattr(evaluation, "evaluate", Counter(real_evaluate, fail_after=1))
     assert main(["sweep", *flags]) == 130  # Ctrl-C during the second point
     assert "rerun the same command to resume" in capsys.readouterr().err
     store = RunStore(run_dir)
     assert store.done_ids() == ["wise-ft_a0.000"]
     first = {p.name: p.stat() for p in store.point_dir("wise-ft_a0.000").iterdir()}
 
-    ev, mg = Counter(real_evaluate), Counter(sweep.merge_point)
-    monkeypatch.setattr(sweep, "evaluate", ev)
-    monkeypatch.setattr(sweep, "merge_point", mg)
+    ev, mg = Counter(real_evaluate), Counter(point_mod.merge_point)
+    monkeypatch.setattr(evaluation, "evaluate", ev)
+    monkeypatch.setattr(point_mod, "merge_point", mg)
     assert main(["sweep", *flags]) == 0
     assert ev.ids == POINT_IDS[1:]
     assert "wise-ft_a0.000" not in mg.ids
@@ -442,21 +479,27 @@ def test_cli_grid_from_a_recipes_dir(tmp_path, tiny_pair):
     from passk_plugin.recipes import wise_ft_grid, write_recipes
 
     early, late = tiny_pair
-    write_recipes(wise_ft_grid(early, late, [0.0, 0.5]), tmp_path / "rec")
-    specs = sweep_cli.grid_from_args(_args(recipes=tmp_path / "rec", temperatures="0.7"), tmp_path)
+    written = wise_ft_grid(early, late, [0.0, 0.5])
+    write_recipes(written, tmp_path / "rec")
+    specs = _grid(_args(recipes=tmp_path / "rec", temperatures="0.7"))
     assert [s.id for s in specs] == ["wise-ft_a0.000", "wise-ft_a0.500", "late-T0.7"]
+    assert specs[:2] == written  # the manifest's points, as they were built
     assert [s.alpha for s in specs] == [0.0, 0.5, None]
-    assert specs[1].recipe == str((tmp_path / "rec" / "wise-ft_a0.500.yaml").resolve())
-    assert specs[1].parameters["weights"] == [0.5, 0.5]
+    assert specs[1].weights == (0.5, 0.5)
     assert specs[2].checkpoint == str(late.resolve())  # the late checkpoint of the recipes
 
 
-def test_cli_writes_the_recipes_into_the_run_dir(tmp_path, tiny_pair):
+def test_sweep_writes_the_recipes_into_the_run_dir(tmp_path, tiny_pair, lab):
     early, late = tiny_pair
-    specs = sweep_cli.grid_from_args(_args(early=early, late=late, alphas="0:1:0.5"), tmp_path)
+    specs = _grid(_args(early=early, late=late, alphas="0:1:0.5"))
     assert [s.id for s in specs] == ["wise-ft_a0.000", "wise-ft_a0.500", "wise-ft_a1.000"]
-    assert (tmp_path / "recipes" / "manifest.json").is_file()
-    assert all(Path(s.recipe).parent == (tmp_path / "recipes").resolve() for s in specs)
+    assert not (tmp_path / "run").exists()  # building a grid writes nothing
+    run_sweep(tmp_path / "run", specs, EvalSettings(tasks=["t"]), report=False, progress=False)
+    recipes = tmp_path / "run" / "recipes"
+    assert sorted(p.name for p in recipes.iterdir()) == sorted(
+        ["manifest.json", *(f"{s.id}.yaml" for s in specs)]
+    )
+    assert (recipes / "wise-ft_a0.500.yaml").read_text() == specs[1].to_yaml()
 
 
 def test_merges_of_finished_points_are_cleared_on_rerun(tmp_path, lab):
@@ -466,3 +509,56 @@ def test_merges_of_finished_points_are_cleared_on_rerun(tmp_path, lab):
     RunStore(tmp_path).merged_dir("a").mkdir(parents=True)
     run_sweep(tmp_path, specs, EvalSettings(tasks=["t"]), report=False, progress=False)
     assert not (tmp_path / "merged").exists()
+
+
+def test_moved_or_copied_run_dir_resumes_without_redoing_points(tmp_path, lab):
+    """Checkpoints inside the run directory are stored relative to it; others stay absolute."""
+    import shutil
+
+    def grid(root: Path) -> list[GridPoint]:
+        inside = str(root / "ckpt" / "early")
+        return [
+            GridPoint(id="a", method="wise-ft", alpha=0.5, checkpoints=(inside, "/outside/late"),
+                      weights=(0.5, 0.5)),
+            GridPoint(id="b", method="checkpoint", checkpoints=(inside,)),
+        ]  # fmt: skip
+
+    settings = EvalSettings(tasks=["t"], n=2)
+    first = tmp_path / "first"
+    run_sweep(first, grid(first), settings, report=False, progress=False)
+    stored = json.loads((first / "sweep.json").read_text())["points"]
+    assert stored["a"]["checkpoints"] == ["./ckpt/early", "/outside/late"]
+    assert json.loads((first / "points" / "b" / "point.json").read_text())["checkpoints"] == [
+        "./ckpt/early"
+    ]
+    copied = tmp_path / "copied"
+    shutil.copytree(first, copied)
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+    for root in (moved, copied):
+        lab.merged.clear()
+        lab.evaluated.clear()
+        results = run_sweep(root, grid(root), settings, report=False, progress=False)
+        assert [r.status for r in results] == ["skipped", "skipped"]
+        assert lab.merged == lab.evaluated == []
+    from passk_plugin.report.collect import collect_run
+
+    (rec,) = [r for r in collect_run(moved) if r.id == "b"]
+    assert rec.point.checkpoints == (str(moved / "ckpt" / "early"),)
+
+
+@pytest.mark.slow
+def test_decoding_point_on_cpu_without_device(tmp_path, tiny_pair, shared_data, monkeypatch):
+    """No --device, default model (hf-passk): the sweep picks the CPU when torch has no CUDA."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run_dir = tmp_path / "run"
+    argv = ["sweep", "--late", str(tiny_pair[1]), "--temperatures", "0.8", "--tasks", TASK,
+            "--num-fewshot", "0", "--n", "2", "--limit", "1", "--max-gen-toks", "4",
+            "--data-dir", str(shared_data), "--no-progress", "--no-report",
+            "--out", str(run_dir)]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((run_dir / "points" / "late-T0.8" / "results.json").read_text())
+    assert "hf-passk" in str(results["config"]["model"])
+    assert results["configs"][TASK]["generation_kwargs"]["temperature"] == 0.8

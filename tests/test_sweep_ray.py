@@ -14,9 +14,8 @@ from unittest import mock
 
 import pytest
 
-from passk_plugin import sweep
 from passk_plugin.cli import main
-from passk_plugin.executors import PointFailures
+from passk_plugin.executors.base import PointFailures
 from passk_plugin.executors.ray import (
     PointResources,
     RayExecutor,
@@ -27,15 +26,23 @@ from passk_plugin.executors.ray import (
     slots,
     time_left,
 )
-from passk_plugin.sweep import (
-    EvalSettings,
-    PointResult,
-    PointSpec,
-    SweepContext,
-    run_point,
-    run_sweep,
-)
+from passk_plugin.grid import GridPoint, Sampling
+from passk_plugin.sweep import evaluation, preflight
+from passk_plugin.sweep import run as run_mod
+from passk_plugin.sweep.point import run_point
+from passk_plugin.sweep.run import make_executor, run_sweep
+from passk_plugin.sweep.settings import EvalSettings, PointResult, SweepContext
 from passk_plugin.sweep_store import DONE_FILE, RunStore
+
+
+@pytest.fixture(autouse=True)
+def fake_tasks(monkeypatch):
+    """The canned task "t" passes the sweep's preflight (real tasks are looked up alike)."""
+    monkeypatch.setattr(
+        preflight,
+        "task_infos",
+        lambda s: {t: preflight.TaskInfo(name=t, default_n=None, bench=None) for t in s.tasks},
+    )
 
 # ---------------------------------------------------------------------------- unit tests
 
@@ -100,8 +107,10 @@ def test_an_unreachable_cluster_fails_fast_and_a_finished_sweep_needs_none(tmp_p
     assert not ray.is_initialized()
 
 
-def _spec(pid: str = "late-T1") -> PointSpec:
-    return PointSpec(id=pid, method="temperature", temperature=1.0, checkpoint="/late")
+def _spec(pid: str = "late-T1") -> GridPoint:
+    return GridPoint(
+        id=pid, method="decoding", checkpoints=("/late",), sampling=Sampling(temperature=1.0)
+    )
 
 
 def test_task_refuses_a_run_dir_it_cannot_see(tmp_path):
@@ -113,7 +122,7 @@ def test_task_refuses_a_run_dir_it_cannot_see(tmp_path):
 def test_without_ray_the_error_says_how_to_install(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(ValueError, match=r"pip install 'passk\[ray\]'"):
-        sweep.get_executor("ray")
+        make_executor("ray")
     out = tmp_path / "run"
     rc = main(["sweep", "--late", "/x", "--temperatures", "1", "--out", str(out),
                "--executor", "ray"])  # fmt: skip
@@ -135,7 +144,7 @@ def test_cli_reports_failed_points_and_exits_nonzero(monkeypatch, tmp_path, tiny
         finished = [PointResult(id="late-T1", status="done")]
         raise PointFailures(finished, {"late-T0.5": "ValueError: bad recipe"})
 
-    monkeypatch.setattr(sweep, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(run_mod, "run_sweep", fake_run_sweep)
     rc = main(["sweep", "--late", str(tiny_pair[1]), "--temperatures", "0.5,1",
                "--out", str(tmp_path / "run"), "--no-report"])  # fmt: skip
     err = capsys.readouterr().err
@@ -153,7 +162,7 @@ def test_executor_checks_its_arguments():
         RayExecutor(num_cpus=0, num_gpus=0)
     with pytest.raises(ValueError, match="max_retries"):
         RayExecutor(max_retries=-1)
-    assert sweep.get_executor("ray", progress=False, address="auto").address == "auto"
+    assert make_executor("ray", progress=False, address="auto").address == "auto"
 
 
 # ------------------------------------------------------------------ on a local Ray instance
@@ -175,12 +184,13 @@ def ray_local():
     ray.shutdown()
 
 
-def fake_evaluate(ctx: SweepContext, spec: PointSpec, model_ref) -> dict:
+def fake_evaluate(ctx: SweepContext, spec: GridPoint, model_ref) -> dict:
     """Canned lm_eval results (the store and the report read them like real ones)."""
-    p1 = 0.5 if spec.temperature is None else spec.temperature / 2
+    temperature = spec.gen_kwargs().get("temperature")
+    p1 = 0.5 if temperature is None else temperature / 2
     return {
         "results": {"t": {"alias": "t", "pass@1,all": p1, "pass@1_stderr,all": 0.1}},
-        "configs": {"t": {"generation_kwargs": {"temperature": spec.temperature}}},
+        "configs": {"t": {"generation_kwargs": {"temperature": temperature}}},
         "config": {"model_args": {"pretrained": str(model_ref)}},
         "samples": {"t": [{"doc_id": 0, "arguments": [("q", {})], "resps": [["a"]],
                            "filtered_resps": [["v"]], "target": 1, "n": 2, "c": 1}]},
@@ -216,7 +226,7 @@ class Faults:
         log = Path(self.scratch) / "attempts.log"
         return log.read_text().split() if log.exists() else []
 
-    def __call__(self, spec: PointSpec, ctx: SweepContext, memory=None) -> PointResult:
+    def __call__(self, spec: GridPoint, ctx: SweepContext, memory=None) -> PointResult:
         first = spec.id not in self.attempts()
         with open(Path(self.scratch) / "attempts.log", "a") as fh:
             fh.write(spec.id + "\n")
@@ -224,7 +234,7 @@ class Faults:
             raise ValueError(f"injected failure in {spec.id}")
         with contextlib.ExitStack() as stack:
             if not self.real_eval:
-                stack.enter_context(mock.patch.object(sweep, "evaluate", fake_evaluate))
+                stack.enter_context(mock.patch.object(evaluation, "evaluate", fake_evaluate))
             if spec.id in self.crash or (spec.id in self.crash_once and first):
                 stack.enter_context(mock.patch("os.replace", _die_at_point_rename))
             return run_point(spec, ctx, memory)
@@ -236,15 +246,18 @@ class NoStore:
 
     scratch: str
 
-    def __call__(self, spec: PointSpec, ctx: SweepContext, memory=None) -> PointResult:
+    def __call__(self, spec: GridPoint, ctx: SweepContext, memory=None) -> PointResult:
         (Path(self.scratch) / f"{spec.id}.env").write_text(os.environ.get("PASSK_TEST_ECHO", ""))
         return PointResult(id=spec.id, status="done")
 
 
-def _temperature_specs(checkpoint: Path, temperatures) -> list[PointSpec]:
+def _temperature_specs(checkpoint: Path, temperatures) -> list[GridPoint]:
     return [
-        PointSpec(
-            id=f"late-T{t:g}", method="temperature", temperature=t, checkpoint=str(checkpoint)
+        GridPoint(
+            id=f"late-T{t:g}",
+            method="decoding",
+            checkpoints=(str(checkpoint),),
+            sampling=Sampling(temperature=t),
         )
         for t in temperatures
     ]

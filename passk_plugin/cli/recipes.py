@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     parameter = GRID_PARAMETER.get(spec.method)
     what = f"{len(points)} {spec.method} recipe(s)"
     if parameter:
-        what += f" ({parameter} = {', '.join(f'{p.parameters[parameter]:g}' for p in points)})"
+        what += f" ({parameter} = {', '.join(f'{getattr(p, parameter):g}' for p in points)})"
     print(f"wrote {what} to {manifest.parent}")
     print(manifest)
     return 0

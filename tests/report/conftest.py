@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from passk_plugin import metrics
+from passk_plugin.grid import GridPoint, Sampling
 from passk_plugin.sweep_store import RunStore, dumps_json
 
 N = 8
@@ -25,8 +26,8 @@ POINTS: dict[str, tuple[str, float | None, float, list[int]]] = {
     "wise-ft_a0.000": ("wise-ft", 0.0, 0.6, [0, 1, 2, 3, 0, 4, 1, 0, 2, 5]),
     "wise-ft_a0.500": ("wise-ft", 0.5, 0.6, [1, 2, 3, 4, 1, 5, 2, 1, 3, 6]),
     "wise-ft_a1.000": ("wise-ft", 1.0, 0.6, [0, 8, 8, 8, 0, 8, 0, 0, 8, 8]),
-    "late-T0.5": ("temperature", None, 0.5, [0, 8, 8, 8, 0, 8, 0, 0, 7, 8]),
-    "late-T1": ("temperature", None, 1.0, [0, 7, 6, 8, 1, 7, 0, 1, 6, 7]),
+    "late-T0.5": ("decoding", None, 0.5, [0, 8, 8, 8, 0, 8, 0, 0, 7, 8]),
+    "late-T1": ("decoding", None, 1.0, [0, 7, 6, 8, 1, 7, 0, 1, 6, 7]),
 }
 
 
@@ -73,17 +74,23 @@ def samples_lines(c: list[int], n: int = N) -> str:
 
 
 def write_point(store: RunStore, pid: str, method: str, alpha, temperature, tasks) -> None:
-    spec = {
-        "id": pid,
-        "method": method,
-        "alpha": alpha,
-        "temperature": temperature if method == "temperature" else None,
-        "parameters": {},
-        "recipe": "/x.yaml" if method != "temperature" else None,
-        "checkpoint": "/late" if method == "temperature" else None,
-    }
+    if method == "decoding":
+        point = GridPoint(
+            id=pid,
+            method="decoding",
+            checkpoints=("/late",),
+            sampling=Sampling(temperature=temperature),
+        )
+    else:
+        point = GridPoint(
+            id=pid,
+            method=method,
+            alpha=alpha,
+            checkpoints=("/early", "/late"),
+            weights=(1 - alpha, alpha),
+        )
     files = {
-        "point.json": dumps_json(spec),
+        "point.json": dumps_json(point.to_stored(store.root)),
         "results.json": dumps_json(results_doc(tasks, temperature)),
     }
     for t, c in tasks.items():

@@ -87,7 +87,12 @@ def test_groups_are_not_tasks(tmp_path):
     doc = results_doc({"t1": [1, 2]}, 0.6)
     doc["results"]["passk"] = {"alias": "passk", "pass@1,all": 0.1}
     doc["groups"] = {"passk": {"pass@1,all": 0.1}}
-    spec = {"id": "p", "method": "temperature", "temperature": 0.6, "checkpoint": "/x"}
+    spec = {
+        "id": "p",
+        "method": "decoding",
+        "checkpoints": ["/x"],
+        "sampling": {"temperature": 0.6},
+    }
     store.write_point("p", {"point.json": json.dumps(spec), "results.json": json.dumps(doc)}, {})
     (rec,) = collect_run(store.root)
     assert list(rec.tasks) == ["t1"]

@@ -23,7 +23,7 @@ def test_every_plot_draws_from_a_sweep(synthetic_run):
 
 def test_plots_without_data_return_none(synthetic_run):
     records = collect_run(synthetic_run)
-    baseline_only = [r for r in records if r.method == "temperature"]
+    baseline_only = [r for r in records if r.method == "decoding"]
     assert plots.metric_vs_alpha(baseline_only, TASK) is None  # no alpha sweep
     assert plots.pass1_vs_passk(baseline_only, TASK) is not None  # temperature curve alone
     assert plots.passk_vs_k(records, "other_task") is None
