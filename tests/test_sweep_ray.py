@@ -44,6 +44,7 @@ def fake_tasks(monkeypatch):
         lambda s: {t: preflight.TaskInfo(name=t, default_n=None, bench=None) for t in s.tasks},
     )
 
+
 # ---------------------------------------------------------------------------- unit tests
 
 
