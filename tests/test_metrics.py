@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import itertools
 import math
+from collections import Counter
 from fractions import Fraction
 
 import numpy as np
@@ -68,16 +70,141 @@ def test_default_and_parsed_ks():
         metrics.parse_ks("1,x", 16)
 
 
-def test_maj_at_k():
+def brute_force_maj(answers: list, correct: list[bool], k: int) -> Fraction:
+    """maj@k averaged over every k-subset, enumerated: ties split, no-answer casts no vote."""
+    n = len(answers)
+    worth = {
+        a: Fraction(
+            sum(ok for b, ok in zip(answers, correct, strict=True) if b == a), answers.count(a)
+        )
+        for a in set(answers) - {None}
+    }
+    total, subsets = Fraction(0), 0
+    for subset in itertools.combinations(range(n), k):
+        subsets += 1
+        votes = Counter(answers[i] for i in subset if answers[i] is not None)
+        if votes:
+            top = max(votes.values())
+            tied = [a for a, v in votes.items() if v == top]
+            total += sum(worth[a] for a in tied) / len(tied)
+    return total / subsets
+
+
+def test_maj_at_k_small_cases():
     answers = ["3", "4", "4", None, "3", "3"]
     correct = [True, False, False, False, True, True]
-    assert metrics.maj_at_k(answers, correct, 1) == 1.0
-    assert metrics.maj_at_k(answers, correct, 3) == 0.0  # "4" wins 2-1
-    assert metrics.maj_at_k(answers, correct, 4) == 0.0  # None does not vote
-    assert metrics.maj_at_k(answers, correct, 6) == 1.0  # "3" wins 3-2
+    assert metrics.maj_at_k(answers, correct, 1) == pytest.approx(0.5)  # None scores 0
+    assert metrics.maj_at_k(answers, correct, 6) == pytest.approx(1.0)  # "3" wins 3-2
     assert metrics.maj_at_k([None, None], [False, False], 2) == 0.0
+    assert metrics.maj_at_k(["a", "b"], [True, False], 2) == pytest.approx(0.5)  # tie split
     with pytest.raises(ValueError, match="larger than"):
         metrics.maj_at_k(answers, correct, 7)
+
+
+MAJ_CASES = [
+    (["a", "a", "b", "b", None, "c"], "a"),
+    (["a", "b", "c", "d", None, None, "a", "b"], "a"),
+    (["x", "x", "x", "y", "y", "z", "z", None, None], "y"),
+    ([None, None, None, "a", "b", "a", "b", "c", "c", "d"], "c"),
+    (["a"] * 5 + ["b"] * 5 + [None] * 2, "b"),
+]
+
+
+@pytest.mark.parametrize(("answers", "right"), MAJ_CASES)
+def test_expected_maj_equals_brute_force_enumeration(answers, right):
+    correct = [a == right for a in answers]
+    for k in range(1, len(answers) + 1):
+        want = brute_force_maj(answers, correct, k)
+        assert metrics.maj_at_k(answers, correct, k) == pytest.approx(float(want), abs=1e-13)
+
+
+def test_expected_maj_random_cases_and_two_correct_classes():
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        n = int(rng.integers(1, 11))
+        answers = [None if x == 0 else "abcd"[x - 1] for x in rng.integers(0, 5, n)]
+        # Two classes graded correct (equivalent spellings a grader may keep apart).
+        correct = [a in ("a", "b") for a in answers]
+        k = int(rng.integers(1, n + 1))
+        want = brute_force_maj(answers, correct, k)
+        assert metrics.maj_at_k(answers, correct, k) == pytest.approx(float(want), abs=1e-13)
+
+
+def test_expected_maj_monte_carlo_fallback_is_within_its_bound():
+    answers = ["a"] * 5 + ["b"] * 4 + ["c"] * 2 + [None] * 3
+    correct = [a == "a" for a in answers]
+    classes = metrics.AnswerClasses.from_samples(answers, correct)
+    exact = metrics.expected_maj_from_classes(classes, 7)
+    mc = metrics.expected_maj_from_classes(classes, 7, budget=0)
+    assert exact == pytest.approx(float(brute_force_maj(answers, correct, 7)), abs=1e-13)
+    assert abs(mc - exact) < 0.0138
+
+
+def test_expected_maj_at_n_1024_is_symmetric():
+    answers = ["a"] * 400 + ["b"] * 400 + [str(i % 40) for i in range(200)] + [None] * 24
+    correct = [a == "a" for a in answers]
+    for k in (1, 16, 64):
+        got = metrics.maj_at_k(answers, correct, k)
+        # a and b are exchangeable: each wins half of what the two of them win.
+        other = metrics.maj_at_k(answers, [a == "b" for a in answers], k)
+        assert got == pytest.approx(other, abs=1e-12)
+    assert metrics.maj_at_k(answers, correct, 1) == pytest.approx(400 / 1024, abs=1e-12)
+
+
+def exact_g_pass(n: int, c: int, k: int, tau: Fraction) -> Fraction:
+    lo = math.ceil(tau * k)
+    hits = sum(math.comb(c, j) * math.comb(n - c, k - j) for j in range(max(lo, 1), min(c, k) + 1))
+    return Fraction(hits, math.comb(n, k))
+
+
+G_GRID = [
+    (n, c, k)
+    for n in (1, 4, 16, 100, 1024)
+    for c in sorted({0, 1, n // 4, n // 2, n - 1, n})
+    for k in (1, 2, 3, 4, 8, 16, 64, 1024)
+    if 0 <= c <= n and k <= n
+]
+
+
+@pytest.mark.parametrize(("n", "c", "k"), G_GRID)
+def test_g_pass_and_mg_pass_equal_exact_rationals(n, c, k):
+    for tau in ("0.1", "0.25", "0.5", "0.75", "1.0"):
+        got = metrics.g_pass_at_k(n, [c], k, float(tau))[0]
+        want = exact_g_pass(n, c, k, Fraction(tau))
+        assert got == pytest.approx(float(want), rel=1e-9, abs=1e-15), tau
+    if k > 64:
+        return  # the exact rational sum over k/2 thresholds gets slow; G-Pass above covers it
+    mg = Fraction(2, k) * sum(
+        exact_g_pass(n, c, k, Fraction(i, k)) for i in range(math.ceil(k / 2) + 1, k + 1)
+    )
+    assert metrics.mg_pass_at_k(n, [c], k)[0] == pytest.approx(float(mg), rel=1e-9, abs=1e-15)
+
+
+def test_g_pass_limits_and_vectorised():
+    n = np.array([16, 16, 1024, 1024])
+    c = np.array([0, 5, 1, 700])
+    # tau small enough that one correct sample suffices: G-Pass@k is Pass@k.
+    np.testing.assert_allclose(metrics.g_pass_at_k(n, c, 8, 0.1), metrics.pass_at_k(n, c, 8))
+    # tau = 1 with k = 1: Pass@1.
+    np.testing.assert_allclose(metrics.g_pass_at_k(n, c, 1, 1.0), c / n)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        metrics.g_pass_at_k(n, c, 2, 0.0)
+
+
+def test_parse_taus():
+    assert metrics.parse_taus(None) == metrics.DEFAULT_TAUS
+    assert metrics.parse_taus("1.0, 0.5,0.5") == (0.5, 1.0)
+    assert metrics.parse_taus("") == ()
+    for bad in ("0", "1.5", "x"):
+        with pytest.raises(ValueError, match="tau"):
+            metrics.parse_taus(bad)
+
+
+def test_diversity():
+    assert metrics.answer_diversity(["a", "a", "b", "b", None]) == (2, pytest.approx(1.0))
+    assert metrics.answer_diversity([None, None]) == (0, 0.0)
+    assert metrics.answer_diversity(["a"] * 4) == (1, 0.0)
+    assert metrics.rho_extremes(4, [0, 4, 2, 0]) == (0.5, 0.25)
 
 
 def test_success_rate_and_stderr():
