@@ -92,11 +92,17 @@ def bootstrap_means(
     n = diffs.shape[-1]
     rng = np.random.default_rng(seed)
     out = np.empty(diffs.shape[:-1] + (n_resamples,))
+    flat = diffs.reshape(-1, n)
     rows = max(1, _CHUNK_CELLS // max(n, 1))
     for start in range(0, n_resamples, rows):
         stop = min(n_resamples, start + rows)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        out[..., start:stop] = diffs[..., idx].mean(axis=-1)
+        size = stop - start
+        idx = rng.integers(0, n, size=(size, n))
+        # How often each problem was drawn in each resample; the resampled means of every
+        # leading row are then one matrix product.
+        weights = np.bincount((np.arange(size)[:, None] * n + idx).ravel(), minlength=size * n)
+        weights = weights.reshape(size, n).astype(np.float64)
+        out.reshape(-1, n_resamples)[:, start:stop] = flat @ weights.T / n
     return out
 
 
@@ -129,12 +135,19 @@ def bca_interval(
     z_lo, z_hi = sps.norm.ppf(alpha), sps.norm.ppf(1 - alpha)
     q_lo = sps.norm.cdf(z0 + (z0 + z_lo) / (1 - accel * (z0 + z_lo)))
     q_hi = sps.norm.cdf(z0 + (z0 + z_hi) / (1 - accel * (z0 + z_hi)))
-    lo = np.empty_like(theta)
-    hi = np.empty_like(theta)
-    flat_boot = boot.reshape(-1, boot.shape[-1])
-    for j, (ql, qh) in enumerate(zip(np.ravel(q_lo), np.ravel(q_hi), strict=True)):
-        lo.flat[j], hi.flat[j] = np.quantile(flat_boot[j], [ql, qh])
-    return lo, hi
+    return _quantile_rows(boot, q_lo), _quantile_rows(boot, q_hi)
+
+
+def _quantile_rows(boot: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per-row quantile (numpy's default linear interpolation) at a per-row level q."""
+    ordered = np.sort(boot, axis=-1)
+    pos = np.asarray(q, dtype=np.float64)[..., None] * (boot.shape[-1] - 1)
+    below = np.floor(pos).astype(np.int64)
+    above = np.minimum(below + 1, boot.shape[-1] - 1)
+    frac = pos - below
+    lo = np.take_along_axis(ordered, below, axis=-1)
+    hi = np.take_along_axis(ordered, above, axis=-1)
+    return (lo + frac * (hi - lo))[..., 0]
 
 
 def sign_flip_p_value(
