@@ -13,13 +13,15 @@ replacement reproduces its spread; resampling the n samples within each problem 
 count the within-problem noise twice. Pairing is what makes the interval tight: problem
 difficulty, which dominates Var_x v for each model alone, cancels in a(x) - b(x).
 
-Interval: BCa (bias-corrected and accelerated) bootstrap percentiles, 10,000 resamples by
-default, seeded. Per-problem differences are bounded and often skewed (many problems at 0,
-a few large moves), where BCa corrects the plain percentile interval's bias and skew to
-second order at the cost of a closed-form jackknife for the mean. scipy.stats.bootstrap
-offers BCa but forms an n x (n - 1) jackknife array per statistic and one call per metric;
-here one set of resamples serves every metric of a comparison (so their intervals agree on
-which problems were drawn) and the mean's jackknife is O(n).
+Interval: the expanded percentile bootstrap (Hesterberg 2015, "What teachers should know
+about the bootstrap"), 10,000 resamples by default, seeded. The plain percentile interval of a
+mean is too narrow in small samples (by about sqrt((n-1)/n), and normal instead of t
+quantiles); the expansion fixes both and keeps the percentile interval's respect for skew and
+for the [-1, 1] range of a difference of rates. Simulated with a known true difference
+(tests/test_stats.py), it covered 92.8% / 94.6% / 95.2% for 20 / 80 / 300 problems against
+BCa's 89.5% / 93.8% / 95.0%, hence the choice. scipy.stats.bootstrap has no expanded
+percentile method, and here one set of resamples serves every metric of a comparison and
+every row of a batch as one matrix product.
 
 p-value: two-sided paired sign-flip (permutation) test of "A and B are exchangeable on each
 problem" with the mean difference as statistic, via scipy.stats.permutation_test: exact
@@ -106,36 +108,25 @@ def bootstrap_means(
     return out
 
 
-def bca_interval(
+def bootstrap_interval(
     diffs: np.ndarray,
     boot: np.ndarray,
     confidence: float = CONFIDENCE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """BCa interval for the mean of `diffs` (..., problems) from its bootstrap means (..., B).
+    """Expanded percentile interval for the mean of `diffs` (..., problems) from its
+    bootstrap means (..., B).
 
-    Falls back to the percentile interval where the acceleration is undefined (all
-    differences equal): then every resample equals the observed mean anyway.
+    The plain percentile interval is too narrow for a mean by about sqrt((n-1)/n) and by
+    using normal rather than t quantiles; the expanded interval (Hesterberg 2015) reads the
+    bootstrap distribution at the levels Phi(sqrt(n/(n-1)) t_{n-1, alpha/2}) instead.
     """
-    diffs = np.asarray(diffs, dtype=np.float64)
-    n = diffs.shape[-1]
-    theta = diffs.mean(axis=-1)
+    n = np.asarray(diffs).shape[-1]
     alpha = (1.0 - confidence) / 2.0
-    # Bias correction: where the observed mean sits among the resampled ones (ties half).
-    below = (boot < theta[..., None]).mean(axis=-1) + 0.5 * (boot == theta[..., None]).mean(axis=-1)
-    z0 = sps.norm.ppf(np.clip(below, 1e-12, 1 - 1e-12))
-    # Acceleration from the jackknife of the mean: theta_(i) = (sum - d_i) / (n - 1).
+    level = alpha
     if n > 1:
-        jack = (diffs.sum(axis=-1, keepdims=True) - diffs) / (n - 1)
-        dev = jack.mean(axis=-1, keepdims=True) - jack
-        num = (dev**3).sum(axis=-1)
-        den = 6.0 * (dev**2).sum(axis=-1) ** 1.5
-        accel = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-    else:
-        accel = np.zeros_like(theta)
-    z_lo, z_hi = sps.norm.ppf(alpha), sps.norm.ppf(1 - alpha)
-    q_lo = sps.norm.cdf(z0 + (z0 + z_lo) / (1 - accel * (z0 + z_lo)))
-    q_hi = sps.norm.cdf(z0 + (z0 + z_hi) / (1 - accel * (z0 + z_hi)))
-    return _quantile_rows(boot, q_lo), _quantile_rows(boot, q_hi)
+        level = float(sps.norm.cdf(np.sqrt(n / (n - 1)) * sps.t.ppf(alpha, n - 1)))
+    lo = np.full(boot.shape[:-1], level)
+    return _quantile_rows(boot, lo), _quantile_rows(boot, 1.0 - lo)
 
 
 def _quantile_rows(boot: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -195,7 +186,7 @@ def paired_compare(
     _check_pair(a, b)
     d = a - b
     boot = bootstrap_means(d, n_resamples, seed)
-    lo, hi = bca_interval(d, boot, confidence)
+    lo, hi = bootstrap_interval(d, boot, confidence)
     mean_a = float(np.mean(a)) if a_mean is None else float(a_mean)
     mean_b = float(np.mean(b)) if b_mean is None else float(b_mean)
     return PairedResult(

@@ -37,7 +37,7 @@ def test_bootstrap_interval_covers_the_true_difference_95_percent():
     diffs = est_a - est_b
     # All datasets at once: rows share resampled problem sets but their data are independent.
     boot = stats.bootstrap_means(diffs, n_resamples=2000, seed=7)
-    lo, hi = stats.bca_interval(diffs, boot)
+    lo, hi = stats.bootstrap_interval(diffs, boot)
     coverage = float(np.mean((lo <= true_delta) & (true_delta <= hi)))
     print(f"coverage {coverage:.3f}")
     assert 0.93 <= coverage <= 0.97, coverage
