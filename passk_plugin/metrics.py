@@ -239,6 +239,20 @@ class AnswerClasses:
             missing=missing,
         )
 
+    @property
+    def distinct(self) -> int:
+        """Number of distinct answer classes among the samples that gave an answer."""
+        return len(self.counts)
+
+    @property
+    def entropy_bits(self) -> float:
+        """Entropy (bits) of the answer-class distribution over samples with an answer."""
+        if not self.counts:
+            return 0.0
+        freq = np.asarray(self.counts, dtype=np.float64)
+        freq /= freq.sum()
+        return float(max(-(freq * np.log2(freq)).sum(), 0.0))
+
 
 def expected_maj_at_k(answers: Sequence[Hashable | None], correct: Sequence[bool], k: int) -> float:
     """maj@k averaged over all C(n, k) subsets of the n samples, exactly where affordable.
@@ -352,12 +366,8 @@ def answer_diversity(answers: Sequence[Hashable | None]) -> tuple[int, float]:
 
     Over the samples that gave an answer; a problem with none has 0 classes and entropy 0.
     """
-    votes = Counter(a for a in answers if a is not None)
-    if not votes:
-        return 0, 0.0
-    freq = np.array(list(votes.values()), dtype=np.float64)
-    freq /= freq.sum()
-    return len(votes), float(max(-(freq * np.log2(freq)).sum(), 0.0))
+    classes = AnswerClasses.from_samples(answers, [False] * len(answers))
+    return classes.distinct, classes.entropy_bits
 
 
 def rho_extremes(
@@ -401,3 +411,45 @@ def bias_variance(rho: np.ndarray | Sequence[float], k: int) -> dict[str, float]
         "jensen_term": jensen,
         "excess": fail_k - jensen,
     }
+
+
+def per_problem_metrics(
+    n: np.ndarray | Sequence[int],
+    c: np.ndarray | Sequence[int],
+    ks: Iterable[int],
+    taus: Iterable[float] = DEFAULT_TAUS,
+    classes: Sequence[AnswerClasses] | None = None,
+) -> dict[str, np.ndarray]:
+    """Every per-problem figure passk reports, keyed as in results files.
+
+    pass@k for each k; for k > 1 G-Pass@k_tau ("g-pass@{k}_{tau}") and mG-Pass@k; "mean_rho"
+    (c/n, whose mean is Pass@1) and the indicators whose means are the shares of problems with
+    rho = 0 ("rho0_share") and rho = 1 ("rho1_share"). With answer classes also expected maj@k
+    (k > 1), "distinct_answers" and "answer_entropy" (bits). Means over problems give the
+    reported figures.
+    """
+    n = np.asarray(n, dtype=np.int64)
+    c = np.asarray(c, dtype=np.int64)
+    ks = [int(k) for k in ks]
+    taus = tuple(taus)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        out[f"pass@{k}"] = pass_at_k(n, c, k)
+    for k in ks:
+        if k < 2:
+            continue  # at k = 1 G-Pass@1 is Pass@1 for every tau and mG-Pass@1 is 0
+        for tau in taus:
+            out[f"g-pass@{k}_{tau_label(tau)}"] = g_pass_at_k(n, c, k, tau)
+        out[f"mg-pass@{k}"] = mg_pass_at_k(n, c, k)
+    out["mean_rho"] = success_rate(n, c)
+    out["rho0_share"] = (c == 0).astype(np.float64)
+    out["rho1_share"] = (c == n).astype(np.float64)
+    if classes is not None:
+        if len(classes) != c.size:
+            raise ValueError("answer classes need one entry per problem")
+        for k in ks:
+            if k > 1:
+                out[f"maj@{k}"] = np.array([expected_maj_from_classes(cl, k) for cl in classes])
+        out["distinct_answers"] = np.array([cl.distinct for cl in classes], dtype=np.float64)
+        out["answer_entropy"] = np.array([cl.entropy_bits for cl in classes])
+    return out

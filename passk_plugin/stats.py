@@ -147,8 +147,10 @@ def sign_flip_p_value(
     """Two-sided p-value of the paired sign-flip test on per-problem differences."""
     d = np.asarray(diffs, dtype=np.float64)
     nonzero = d[d != 0]
-    if nonzero.size == 0:
-        return 1.0  # identical on every problem: no evidence of a difference
+    if nonzero.size < 2:
+        # Identical on every problem, or on all but one: both signs of a single difference
+        # are as extreme as the observed one, so p = 1 exactly.
+        return 1.0
     result = sps.permutation_test(
         (nonzero,),
         lambda x, axis=-1: np.mean(x, axis=axis),
@@ -161,6 +163,53 @@ def sign_flip_p_value(
     return float(min(1.0, result.pvalue))
 
 
+def paired_compare_many(
+    a: np.ndarray | Sequence[Sequence[float]],
+    b: np.ndarray | Sequence[Sequence[float]],
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    confidence: float = CONFIDENCE,
+    a_means: Sequence[float | None] | None = None,
+    b_means: Sequence[float | None] | None = None,
+) -> list[PairedResult]:
+    """Compare several metrics (rows of a and b, problems along columns) on one problem set.
+
+    All rows share the same resampled problem sets. a_means / b_means, where given, are the
+    stored means to report (so Δ equals the difference of the numbers the results files show,
+    to the last bit); otherwise the means of the rows.
+    """
+    if n_resamples < MIN_RESAMPLES:
+        raise ValueError(
+            f"use at least {MIN_RESAMPLES} bootstrap resamples for a 95% interval, "
+            f"got {n_resamples}"
+        )
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    _check_pair(a, b)
+    d = a - b
+    boot = bootstrap_means(d, n_resamples, seed)
+    lo, hi = bootstrap_interval(d, boot, confidence)
+    out = []
+    for j in range(d.shape[0]):
+        stored_a = None if a_means is None else a_means[j]
+        stored_b = None if b_means is None else b_means[j]
+        mean_a = float(np.mean(a[j])) if stored_a is None else float(stored_a)
+        mean_b = float(np.mean(b[j])) if stored_b is None else float(stored_b)
+        out.append(
+            PairedResult(
+                a=mean_a,
+                b=mean_b,
+                delta=mean_a - mean_b,
+                ci_low=float(lo[j]),
+                ci_high=float(hi[j]),
+                p_value=sign_flip_p_value(d[j], n_resamples, seed),
+                n_problems=int(d.shape[1]),
+            )
+        )
+    return out
+
+
 def paired_compare(
     a: np.ndarray | Sequence[float],
     b: np.ndarray | Sequence[float],
@@ -171,33 +220,22 @@ def paired_compare(
     a_mean: float | None = None,
     b_mean: float | None = None,
 ) -> PairedResult:
-    """Compare per-problem values a and b (same problems, same order).
-
-    a_mean / b_mean, when given, are the stored means to report (so Δ equals the difference
-    of the numbers a results file shows, to the last bit); otherwise the means of a and b.
-    """
-    if n_resamples < MIN_RESAMPLES:
-        raise ValueError(
-            f"use at least {MIN_RESAMPLES} bootstrap resamples for a 95% interval, "
-            f"got {n_resamples}"
-        )
+    """Compare per-problem values a and b (same problems, same order); see
+    paired_compare_many."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    _check_pair(a, b)
-    d = a - b
-    boot = bootstrap_means(d, n_resamples, seed)
-    lo, hi = bootstrap_interval(d, boot, confidence)
-    mean_a = float(np.mean(a)) if a_mean is None else float(a_mean)
-    mean_b = float(np.mean(b)) if b_mean is None else float(b_mean)
-    return PairedResult(
-        a=mean_a,
-        b=mean_b,
-        delta=mean_a - mean_b,
-        ci_low=float(lo),
-        ci_high=float(hi),
-        p_value=sign_flip_p_value(d, n_resamples, seed),
-        n_problems=int(d.size),
+    if a.ndim != 1:
+        raise ValueError("paired_compare takes one value per problem; see paired_compare_many")
+    (result,) = paired_compare_many(
+        a[None],
+        b[None] if b.ndim == 1 else b,
+        n_resamples=n_resamples,
+        seed=seed,
+        confidence=confidence,
+        a_means=[a_mean],
+        b_means=[b_mean],
     )
+    return result
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

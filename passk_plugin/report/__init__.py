@@ -8,12 +8,12 @@ file is written atomically, so a report can be rebuilt at any time, even mid-swe
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import astuple
 from pathlib import Path
 
 from passk_plugin.atomic import atomic_write_bytes, atomic_write_text
-from passk_plugin.report import biasvar, plots, tables
+from passk_plugin.report import biasvar, paired, plots, tables
 from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run
 from passk_plugin.sweep_store import RunStore
 
@@ -30,8 +30,12 @@ def write_report(
     *,
     title: str = "Leaderboard",
     with_plots: bool = True,
+    references: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
-    """Write every table and plot for `records` into `out`; returns name -> path."""
+    """Write every table and plot for `records` into `out`; returns name -> path.
+
+    references: role -> point id for the paired comparisons (default: the sweep's late,
+    early and best-temperature points; see report.paired)."""
     if not records:
         raise ValueError("no finished results to report on")
     out = Path(out)
@@ -49,6 +53,10 @@ def write_report(
     put_text("biasvar.md", biasvar.to_markdown(bv_rows))
     put_text("biasvar.csv", biasvar.to_csv(bv_rows))
     put_text("biasvar.json", biasvar.to_json(bv_rows))
+    pair_rows = paired.paired_rows(records, references=references)
+    put_text("paired.md", paired.to_markdown(pair_rows))
+    put_text("paired.csv", paired.to_csv(pair_rows))
+    put_text("paired.json", paired.to_json(pair_rows))
 
     images: dict[str, bytes] = {}
     if with_plots:
@@ -59,6 +67,7 @@ def write_report(
             ("metric_vs_alpha", lambda t: plots.metric_vs_alpha(records, t)),
             ("rho_hist", lambda t: plots.rho_histograms(records, t)),
             ("biasvar", lambda t: plots.biasvar_chart(bv_rows, t)),
+            ("forest", lambda t: paired.forest_plot(pair_rows, t)),
         ]
         for task in task_names:
             for prefix, make in makers:
@@ -102,10 +111,20 @@ def build_report(
             raise ValueError(f"{store.root} has no finished points yet: run `passk sweep` first")
         dest = Path(out) if out is not None else store.report_dir
         name = title or f"Leaderboard: {store.root.name}"
+        references = None
     else:
         if out is None:
             raise ValueError("--results needs --out DIR for the report")
         records = collect_lm_eval_dirs(list(results_dirs or []))
         dest = Path(out)
         name = title or "Leaderboard"
-    return write_report(records, dest, title=name, with_plots=with_plots)
+        # Without α the paired tables compare every result with the first directory's.
+        first = Path(list(results_dirs or [])[0]).resolve()
+        ref = next((r for r in records if _under(Path(r.source), first)), records[0])
+        references = {"reference": ref.id}
+    return write_report(records, dest, title=name, with_plots=with_plots, references=references)
+
+
+def _under(path: Path, root: Path) -> bool:
+    path = path.resolve()
+    return path == root or root in path.parents

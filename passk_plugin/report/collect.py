@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from passk_plugin.grid import GridPoint
+from passk_plugin.metrics import AnswerClasses
 from passk_plugin.results import (  # noqa: F401  (re-exported for the report's modules)
     _PASS,
     NON_METRIC_KEYS,
@@ -47,6 +48,11 @@ class TaskResult:
     n: np.ndarray | None = None
     c: np.ndarray | None = None
     rho: np.ndarray | None = None  # per-problem Pass@1 (c / n)
+    # Per problem, in the order of n and c: its id (lm_eval's doc_id) and doc hash, and its
+    # samples' answer classes where the logged samples keep per-sample verdicts (else None).
+    problem_ids: tuple[str, ...] | None = None
+    problem_hashes: tuple[str | None, ...] | None = None
+    answer_classes: tuple[AnswerClasses, ...] | None = None
 
     @property
     def ks(self) -> list[int]:
@@ -113,6 +119,52 @@ def counts_from_samples(
     return None, None, None
 
 
+def problem_keys(
+    samples: Sequence[Mapping[str, Any]],
+) -> tuple[tuple[str, ...] | None, tuple[str | None, ...] | None]:
+    """Per-problem ids (doc_id) and doc hashes, in counts_from_samples' order."""
+    if not samples or not all("doc_id" in r for r in samples):
+        return None, None
+    rows = sorted(samples, key=lambda r: r.get("doc_id", 0))
+    return tuple(str(r["doc_id"]) for r in rows), tuple(r.get("doc_hash") for r in rows)
+
+
+def verdict_answer(verdict: Mapping[str, Any]) -> Any:
+    """A sample's vote: its grader's equivalence class where recorded, else its answer."""
+    if "answer_class" in verdict:
+        return verdict["answer_class"]
+    return verdict.get("answer")
+
+
+def answer_classes_from_samples(
+    samples: Sequence[Mapping[str, Any]],
+) -> tuple[AnswerClasses, ...] | None:
+    """Per-problem answer classes from the per-sample verdicts in logged filtered_resps.
+
+    None when any problem lacks verdicts with an answer field (code tasks, older logs).
+    """
+    out = []
+    for row in sorted(samples, key=lambda r: r.get("doc_id", 0)):
+        filtered = row.get("filtered_resps")
+        if not isinstance(filtered, list) or len(filtered) != 1:
+            return None
+        (entries,) = filtered
+        try:
+            # The harness's JSON verdict strings (harness.parse_verdicts, without importing
+            # lm_eval here).
+            verdicts = [dict(e) if isinstance(e, Mapping) else json.loads(e) for e in entries]
+        except (TypeError, ValueError):
+            return None
+        if not verdicts or not all("answer" in v or "answer_class" in v for v in verdicts):
+            return None
+        out.append(
+            AnswerClasses.from_samples(
+                [verdict_answer(v) for v in verdicts], [bool(v.get("correct")) for v in verdicts]
+            )
+        )
+    return tuple(out) if out else None
+
+
 def task_results_from(
     results: Mapping[str, Any], samples_for: Mapping[str, Path]
 ) -> dict[str, TaskResult]:
@@ -124,9 +176,12 @@ def task_results_from(
         vals, errs, filt = split_metrics(task_res)
         if not vals:
             continue
-        n = c = rho = None
+        n = c = rho = ids = hashes = classes = None
         if task in samples_for:
-            n, c, rho = counts_from_samples(read_samples(samples_for[task], filt))
+            rows = read_samples(samples_for[task], filt)
+            n, c, rho = counts_from_samples(rows)
+            ids, hashes = problem_keys(rows)
+            classes = answer_classes_from_samples(rows)
         out[task] = TaskResult(
             task=task,
             metrics=vals,
@@ -136,6 +191,9 @@ def task_results_from(
             n=n,
             c=c,
             rho=rho,
+            problem_ids=ids,
+            problem_hashes=hashes,
+            answer_classes=classes,
         )
     return out
 
