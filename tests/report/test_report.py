@@ -18,10 +18,13 @@ TABLES = [
     "biasvar.md",
     "biasvar.csv",
     "biasvar.json",
+    "paired.md",
+    "paired.csv",
+    "paired.json",
 ]
 PLOTS = [
     f"{p}_{TASK}.png"
-    for p in ("passk_vs_k", "pass1_vs_passk", "metric_vs_alpha", "rho_hist", "biasvar")
+    for p in ("passk_vs_k", "pass1_vs_passk", "metric_vs_alpha", "rho_hist", "biasvar", "forest")
 ]
 
 
@@ -61,7 +64,7 @@ def test_bad_input(tmp_path, synthetic_run):
 
 def test_cli(synthetic_run, tmp_path, capsys):
     assert main(["report", str(synthetic_run), "--out", str(tmp_path / "r"), "--no-plots"]) == 0
-    assert "wrote 7 files" in capsys.readouterr().out
+    assert "wrote 10 files" in capsys.readouterr().out
     doc = json.loads((tmp_path / "r" / "leaderboard.json").read_text())
     assert len(doc["rows"]) == 5
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
