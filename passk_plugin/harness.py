@@ -11,7 +11,10 @@ How a passk task scores all n samples of a problem:
    leaves per problem a list of verdicts, one per sample in generation order, each a JSON
    object string {"correct", "answer", "result"} (strings, because --log_samples would write
    dicts as Python reprs; `parse_verdicts` decodes them). The raw text stays in `resps`.
-3. `PasskTask.process_results` turns one problem's verdicts into pass@k, maj@k, n and c.
+3. `PasskTask.process_results` turns one problem's verdicts into pass@k, G-Pass@k_tau and
+   mG-Pass@k (k > 1; metadata `tau`, default 0.5,0.75,1.0), maj@k as its expectation over
+   all k-subsets (voting by the verdicts' `answer_class`, else `answer`), the diversity
+   diagnostics (rho0_share, rho1_share; distinct_answers, answer_entropy), n and c.
    lm_eval averages them over problems and gives the standard error of the mean, so results
    read "pass@1,all" and "pass@1_stderr,all".
 
@@ -53,6 +56,9 @@ class PasskSettings:
     n: int
     ks: tuple[int, ...]
     majority_vote: bool = False
+    # G-Pass@k thresholds (metadata `tau`, e.g. "0.5,0.75,1.0"; "none" for none), reported
+    # for every k > 1 with mG-Pass@k. Default metrics.DEFAULT_TAUS = 0.5, 0.75, 1.0.
+    taus: tuple[float, ...] = metrics.DEFAULT_TAUS
 
     @classmethod
     def from_metadata(
@@ -65,13 +71,34 @@ class PasskSettings:
         if isinstance(k, int):
             k = [k]
         ks = metrics.parse_ks(k, n)
-        return cls(n=n, ks=tuple(ks), majority_vote=_as_bool(metadata.get("majority_vote")))
+        tau = metadata.get("tau")
+        taus = metrics.parse_taus([tau] if isinstance(tau, (int, float)) else tau)
+        return cls(
+            n=n,
+            ks=tuple(ks),
+            majority_vote=_as_bool(metadata.get("majority_vote")),
+            taus=taus,
+        )
 
     def metric_names(self) -> list[str]:
+        """Per-problem scores averaged over problems (higher is better)."""
         names = [f"pass@{k}" for k in self.ks]
+        for k in self.ks:
+            if k > 1:  # G-Pass@1 is Pass@1 whatever tau; mG-Pass@1 is 0
+                names += [f"g-pass@{k}_{metrics.tau_label(t)}" for t in self.taus]
+                names.append(f"mg-pass@{k}")
         if self.majority_vote:
             # maj@1 is one sample's correctness, a noisier pass@1: left out.
             names += [f"maj@{k}" for k in self.ks if k > 1]
+        return names
+
+    def diversity_names(self) -> list[str]:
+        """Per-problem diagnostics averaged over problems (neither higher nor lower is better):
+        shares of problems with rho = 0 and rho = 1 and, for answer-graded tasks, distinct
+        answer classes and answer entropy (bits)."""
+        names = ["rho0_share", "rho1_share"]
+        if self.majority_vote:
+            names += ["distinct_answers", "answer_entropy"]
         return names
 
 
@@ -94,6 +121,10 @@ def metric_list(settings: PasskSettings) -> list[dict[str, Any]]:
         {"metric": name, "aggregation": "mean", "higher_is_better": True}
         for name in settings.metric_names()
     ]
+    entries += [
+        {"metric": name, "aggregation": "mean", "higher_is_better": None}
+        for name in settings.diversity_names()
+    ]
     # n and c ride along so logged samples carry them; their mean is reported too.
     entries += [
         {"metric": "n", "aggregation": "mean", "higher_is_better": None},
@@ -105,19 +136,22 @@ def metric_list(settings: PasskSettings) -> list[dict[str, Any]]:
 def score_problem(
     verdicts: Sequence[Mapping[str, Any] | str], settings: PasskSettings
 ) -> dict[str, Any]:
-    """pass@k (and maj@k), n and c of one problem from its per-sample verdicts."""
+    """pass@k, G-Pass@k, mG-Pass@k (and expected maj@k, diversity), n and c of one problem
+    from its per-sample verdicts. Answers vote by the verdict's `answer_class` (the grader's
+    equivalence class) where present, else by the normalised `answer`."""
     verdicts = parse_verdicts(verdicts)
     n = len(verdicts)
     correct = [bool(v["correct"]) for v in verdicts]
     c = sum(correct)
-    out: dict[str, Any] = {}
-    for k in settings.ks:
-        out[f"pass@{k}"] = float(metrics.pass_at_k(n, [c], k)[0])
+    classes = None
     if settings.majority_vote:
-        answers = [v.get("answer") for v in verdicts]
-        for k in settings.ks:
-            if k > 1:
-                out[f"maj@{k}"] = metrics.maj_at_k(answers, correct, k)
+        answers = [v["answer_class"] if "answer_class" in v else v.get("answer") for v in verdicts]
+        classes = [metrics.AnswerClasses.from_samples(answers, correct)]
+    values = metrics.per_problem_metrics([n], [c], settings.ks, settings.taus, classes)
+    out: dict[str, Any] = {
+        name: float(values[name][0])
+        for name in settings.metric_names() + settings.diversity_names()
+    }
     out["n"] = n
     out["c"] = c
     return out

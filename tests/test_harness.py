@@ -76,13 +76,45 @@ def test_bad_n(n):
 
 
 def test_metric_names_include_majority_vote_only_when_asked():
-    plain = harness.PasskSettings.from_metadata({"n": 4})
-    voted = harness.PasskSettings.from_metadata({"n": 4, "majority_vote": True})
-    assert plain.metric_names() == ["pass@1", "pass@2", "pass@4"]
-    assert voted.metric_names() == ["pass@1", "pass@2", "pass@4", "maj@2", "maj@4"]
+    plain = harness.PasskSettings.from_metadata({"n": 4, "tau": "none"})
+    voted = harness.PasskSettings.from_metadata({"n": 4, "majority_vote": True, "tau": ""})
+    assert plain.metric_names() == ["pass@1", "pass@2", "pass@4", "mg-pass@2", "mg-pass@4"]
+    assert voted.metric_names()[-2:] == ["maj@2", "maj@4"]
+    assert plain.diversity_names() == ["rho0_share", "rho1_share"]
+    assert voted.diversity_names() == [
+        "rho0_share",
+        "rho1_share",
+        "distinct_answers",
+        "answer_entropy",
+    ]
     entries = harness.metric_list(voted)
     assert [e["metric"] for e in entries][-2:] == ["n", "c"]
     assert all(e["aggregation"] == "mean" for e in entries)
+
+
+def test_g_pass_thresholds_from_metadata():
+    default = harness.PasskSettings.from_metadata({"n": 4, "k": "1,4"})
+    assert default.taus == (0.5, 0.75, 1.0)
+    assert default.metric_names() == [
+        "pass@1",
+        "pass@4",
+        "g-pass@4_0.5",
+        "g-pass@4_0.75",
+        "g-pass@4_1.0",
+        "mg-pass@4",
+    ]
+    assert harness.PasskSettings.from_metadata({"n": 4, "tau": 0.5}).taus == (0.5,)
+    with pytest.raises(ValueError, match="tau"):
+        harness.PasskSettings.from_metadata({"n": 4, "tau": "2"})
+    scores = harness.score_problem(_verdicts("1101"), default)
+    # 3 of 4 right, all 4 drawn: at least 2, 3 right always; all 4 never.
+    assert (scores["g-pass@4_0.5"], scores["g-pass@4_0.75"], scores["g-pass@4_1.0"]) == (
+        1.0,
+        1.0,
+        0.0,
+    )
+    assert scores["mg-pass@4"] == pytest.approx(0.5 * (1.0 + 0.0))  # i = 3, 4
+    assert (scores["rho0_share"], scores["rho1_share"]) == (0.0, 0.0)
 
 
 # ------------------------------------------------------------------ per-problem scores
@@ -104,9 +136,21 @@ def test_score_problem_majority_vote():
     settings = harness.PasskSettings.from_metadata({"n": 4, "majority_vote": True})
     # Sample 0 is right ("7"); samples 1-3 agree on a wrong "5".
     scores = harness.score_problem(_verdicts("1000", ["7", "5", "5", "5"]), settings)
-    assert scores["maj@2"] == 1.0  # 7 vs 5 tie: the first seen wins
+    # Over the 6 pairs: 3 hold the 7 and a 5, a tie worth 1/2; 3 hold two 5s, worth 0.
+    assert scores["maj@2"] == pytest.approx(0.25)
     assert scores["maj@4"] == 0.0
     assert "maj@1" not in scores
+    assert scores["distinct_answers"] == 2.0
+    assert scores["answer_entropy"] == pytest.approx(0.8112781244591328)  # H(1/4, 3/4)
+    # The grader's equivalence classes win over raw answers where present.
+    verdicts = [
+        {"correct": True, "answer": "0.5", "answer_class": "1/2"},
+        {"correct": True, "answer": "\\frac{1}{2}", "answer_class": "1/2"},
+        {"correct": False, "answer": "3", "answer_class": "3"},
+        {"correct": False, "answer": None, "answer_class": None},
+    ]
+    scores = harness.score_problem(verdicts, settings)
+    assert scores["maj@4"] == 1.0 and scores["distinct_answers"] == 2.0
 
 
 def test_parse_verdicts_reads_json_strings_and_dicts():
@@ -191,7 +235,15 @@ def test_every_task_loads_with_n_and_k_from_metadata(task_manager_factory, local
         assert cfg.repeats == 4, name
         metrics = [m["metric"] for m in cfg.metric_list]
         voted = not name.startswith("humaneval")
-        assert metrics == ["pass@1", "pass@4"] + (["maj@4"] if voted else []) + ["n", "c"]
+        gpass = ["g-pass@4_0.5", "g-pass@4_0.75", "g-pass@4_1.0", "mg-pass@4"]
+        diversity = ["rho0_share", "rho1_share"]
+        if voted:
+            diversity += ["distinct_answers", "answer_entropy"]
+        assert metrics == ["pass@1", "pass@4", *gpass] + (["maj@4"] if voted else []) + [
+            *diversity,
+            "n",
+            "c",
+        ]
         gen = cfg.generation_kwargs
         assert gen["do_sample"] is True and gen["temperature"] > 0 and gen["max_gen_toks"] >= 512
         assert [f["name"] for f in cfg.filter_list] == ["all"]
