@@ -156,8 +156,12 @@ def summarize(
     problems: ProblemSet,
     ks: str | Sequence[int] | None = None,
     samples_file: str = "",
+    taus: str | Sequence[float] | None = None,
 ) -> ScoreReport:
-    """Pass@k (and maj@k) over the problems that have samples, in data order."""
+    """Pass@k, G-Pass@k_tau and mG-Pass@k (k > 1; taus default metrics.DEFAULT_TAUS), the
+    shares of problems with rho = 0 and 1 and, for answer-graded benchmarks, maj@k as its
+    expectation over all k-subsets plus answer diversity, over the problems that have samples,
+    in data order. Answers vote by the verdict's `answer_class` where the grader sets one."""
     by_row: dict[int, list[Verdict]] = {}
     for row, verdict in zip(rows, verdicts, strict=True):
         by_row.setdefault(row, []).append(verdict)
@@ -169,20 +173,22 @@ def summarize(
         k_list = metrics.parse_ks(ks, n_min)
     else:
         k_list = metrics.parse_ks([int(k) for k in ks], n_min)
-    results: dict[str, float] = {}
-    for k in k_list:
-        mean, stderr = metrics.mean_and_stderr(metrics.pass_at_k(n, c, k))
-        results[f"pass@{k}"], results[f"pass@{k}_stderr"] = mean, stderr
+    tau_list = metrics.parse_taus(taus)
+    classes = None
     if problems.bench in ANSWER_GRADED:
-        for k in k_list:
-            if k < 2:
-                continue  # maj@1 is one sample's correctness
-            values = [
-                metrics.maj_at_k([v.answer for v in by_row[r]], [v.correct for v in by_row[r]], k)
-                for r in order
-            ]
-            mean, stderr = metrics.mean_and_stderr(values)
-            results[f"maj@{k}"], results[f"maj@{k}_stderr"] = mean, stderr
+        classes = [
+            metrics.AnswerClasses.from_samples(
+                [_vote(v) for v in by_row[r]], [v.correct for v in by_row[r]]
+            )
+            for r in order
+        ]
+    values = metrics.per_problem_metrics(n, c, k_list, tau_list, classes)
+    results: dict[str, float] = {}
+    for name, per_problem_values in values.items():
+        if name == "mean_rho":
+            continue  # it is pass@1
+        mean, stderr = metrics.mean_and_stderr(per_problem_values)
+        results[name], results[f"{name}_stderr"] = mean, stderr
     per_problem = [
         {"task_id": problems.primary_id(r), "n": int(ni), "c": int(ci)}
         for r, ni, ci in zip(order, n, c, strict=True)
@@ -197,6 +203,13 @@ def summarize(
         results=results,
         per_problem=per_problem,
     )
+
+
+def _vote(verdict: Verdict) -> str | None:
+    """The grader's equivalence class where it sets one, else the normalised answer."""
+    if hasattr(verdict, "answer_class"):
+        return verdict.answer_class
+    return verdict.answer
 
 
 def sample_results(

@@ -4,8 +4,10 @@ import json
 from math import comb
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from passk_plugin import metrics
 from passk_plugin.cli import main as passk_main
 
 
@@ -195,3 +197,36 @@ def test_uneven_sample_counts_limit_k(tmp_path):
     assert report.results["pass@2"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="k=3"):
         score.summarize(parsed, rows, verdicts, problems, "3")
+
+
+def test_g_pass_expected_maj_and_diversity(tmp_path, capsys):
+    data = _write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"question": "q0", "answer": "#### 7"}, {"question": "q1", "answer": "#### 2"}],
+    )
+    texts = {
+        0: ["The answer is 7.", "The answer is 7.", "The answer is 5.", "The answer is 5."],
+        1: ["The answer is 2.", "The answer is 9.", "The answer is 8.", "no number here"],
+    }
+    records = [{"task_id": t, "completion": x} for t, xs in texts.items() for x in xs]
+    samples = _write_jsonl(tmp_path / "s.jsonl", records)
+    out = tmp_path / "o.json"
+    args = ["score", "--task", "gsm8k", "--samples", str(samples), "--data", str(data)]
+    assert passk_main([*args, "--tau", "0.5,1.0", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    # Problem 0: c = 2 of 4; problem 1: c = 1 of 4.
+    for k in (2, 4):
+        for tau in (0.5, 1.0):
+            want = np.mean(metrics.g_pass_at_k(4, [2, 1], k, tau))
+            assert results[f"g-pass@{k}_{tau}"] == pytest.approx(want, abs=1e-12)
+        assert results[f"mg-pass@{k}"] == pytest.approx(
+            np.mean(metrics.mg_pass_at_k(4, [2, 1], k)), abs=1e-12
+        )
+    assert "g-pass@4_0.75" not in results
+    # maj@4 over all samples: problem 0 is a 2-2 tie (1/2), problem 1 a 3-way tie (1/3).
+    assert results["maj@4"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    assert results["distinct_answers"] == pytest.approx(2.5)
+    assert results["rho0_share"] == 0.0 and results["rho1_share"] == 0.0
+    assert "g-pass@2_0.5" in capsys.readouterr().out
+    assert passk_main([*args, "--tau", "1.5"]) == 2
+    assert "tau" in capsys.readouterr().err

@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--k", default=None, help="pass@k list, e.g. 1,10,100 (default 1,2,4,...,n)"
     )
+    parser.add_argument(
+        "--tau",
+        default=None,
+        help="G-Pass@k thresholds in (0, 1], e.g. 0.5,0.75,1.0 (the default; 'none' for none)",
+    )
     parser.add_argument("--out", default=None, help="summary JSON file to write")
     parser.add_argument(
         "--timeout",
@@ -47,13 +52,14 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[int, int] = {}
     for row in rows:
         counts[row] = counts.get(row, 0) + 1
-    from passk_plugin.metrics import parse_ks
+    from passk_plugin.metrics import parse_ks, parse_taus
 
     parse_ks(args.k, min(counts.values()))
+    parse_taus(args.tau)
     verdicts = score.grade_samples(
         samples, rows, problems, timeout=args.timeout, workers=args.workers
     )
-    report = score.summarize(samples, rows, verdicts, problems, args.k, args.samples)
+    report = score.summarize(samples, rows, verdicts, problems, args.k, args.samples, taus=args.tau)
     per_sample = score.results_path(args.samples)
     atomic_write_text(
         per_sample, score.jsonl_text(score.sample_results(samples, verdicts, args.task))
@@ -67,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         stderr = report.results.get(f"{key}_stderr")
         spread = "" if stderr is None or stderr != stderr else f" ± {stderr:.4f}"
-        print(f"  {key:>10} {value:.4f}{spread}")
+        print(f"  {key:>16} {value:.4f}{spread}")
     print(f"per-sample verdicts: {per_sample}")
     if args.out:
         atomic_write_text(args.out, json.dumps(report.to_dict(), indent=2) + "\n")
