@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("merge", "run mergekit on one recipe"),
     "sweep": ("sweep", "merge, evaluate and report a grid of interpolations (resumable)"),
     "report": ("report", "build leaderboard tables and plots from stored results"),
+    "compare": ("compare", "paired comparison of two results: Δ, 95% CI and p per metric"),
 }
 
 
