@@ -323,7 +323,8 @@ REPORT_FILES = [
     "leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.html",
     "biasvar.md", "biasvar.csv", "biasvar.json",
     *(f"{p}_{TASK}.png" for p in ("passk_vs_k", "pass1_vs_passk", "metric_vs_alpha",
-                                   "rho_hist", "biasvar")),
+                                   "rho_hist", "biasvar", "forest", "diversity")),
+    "paired.md", "paired.csv", "paired.json",
 ]  # fmt: skip
 POINT_IDS = ["wise-ft_a0.000", "wise-ft_a0.500", "wise-ft_a1.000", "late-T0.5", "late-T1"]
 
@@ -400,9 +401,25 @@ def test_leaderboard_equals_stored_results(sweep_run):
             col += "_stderr" if name.endswith("_stderr") else ""
             assert float(row[col]) == value, (pid, key)
             checked += 1
-    # pass@1,2,4 and maj@2,4 with their stderrs, for each point
-    assert checked == len(POINT_IDS) * 10
+    # pass@1,2,4, G-Pass@2,4 at 3 taus, mG-Pass@2,4, maj@2,4, rho0/rho1 shares, distinct
+    # answers and answer entropy, with their stderrs, for each point
+    assert checked == len(POINT_IDS) * 2 * 17
     assert rows["late-T0.5"]["temperature"] == "0.5" and rows["wise-ft_a0.500"]["alpha"] == "0.5"
+
+
+@pytest.mark.slow
+def test_paired_deltas_are_differences_of_stored_metrics(sweep_run):
+    store = RunStore(sweep_run)
+    rows = json.loads((store.report_dir / "paired.json").read_text())
+    assert {r["reference_role"] for r in rows} >= {"late", "early"}
+    assert {r["metric"] for r in rows} >= {"pass@1", "pass@4", "maj@4"}
+    for r in rows:
+        a = json.loads((store.point_dir(r["point"]) / "results.json").read_text())["results"]
+        b = json.loads((store.point_dir(r["reference"]) / "results.json").read_text())["results"]
+        stored_a, stored_b = a[TASK][f"{r['metric']},all"], b[TASK][f"{r['metric']},all"]
+        assert (r["a"], r["b"], r["delta"]) == (stored_a, stored_b, stored_a - stored_b)
+        assert r["n_problems"] == 2 and 0 < r["p_holm"] <= 1
+    assert (store.report_dir / f"forest_{TASK}.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.slow

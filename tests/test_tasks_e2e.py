@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from math import comb, sqrt
+from fractions import Fraction
+from itertools import combinations
+from math import ceil, comb, sqrt
 from pathlib import Path
 from statistics import stdev
 
@@ -66,12 +68,24 @@ def _task_manager(**metadata):
 
 
 def _maj(answers: list, correct: list[bool], k: int) -> float:
-    votes = Counter(a for a in answers[:k] if a is not None)
-    if not votes:
-        return 0.0
-    top = max(votes.values())
-    winner = next(a for a in answers[:k] if a is not None and votes[a] == top)
-    return float(any(a == winner and ok for a, ok in zip(answers[:k], correct[:k], strict=True)))
+    """maj@k averaged over every k-subset, enumerated: ties split, no answer casts no vote."""
+    worth = {
+        a: sum(ok for b, ok in zip(answers, correct, strict=True) if b == a) / answers.count(a)
+        for a in set(answers) - {None}
+    }
+    scores = []
+    for subset in combinations(range(len(answers)), k):
+        votes = Counter(answers[i] for i in subset if answers[i] is not None)
+        top = max(votes.values(), default=0)
+        tied = [a for a, v in votes.items() if v == top]
+        scores.append(sum(worth[a] for a in tied) / len(tied) if tied else 0.0)
+    return sum(scores) / len(scores)
+
+
+def _g_pass(n: int, c: int, k: int, tau: float) -> float:
+    need = max(1, ceil(Fraction(str(tau)) * k))
+    hits = sum(comb(c, j) * comb(n - c, k - j) for j in range(need, min(c, k) + 1))
+    return hits / comb(n, k)
 
 
 def check_against_samples(task: str, metrics: dict, samples: list[dict]) -> list[int]:
@@ -89,12 +103,17 @@ def check_against_samples(task: str, metrics: dict, samples: list[dict]) -> list
         cs.append(c)
         for k in KS:
             per_metric.setdefault(f"pass@{k}", []).append(1 - comb(n - c, k) / comb(n, k))
+            if k > 1:
+                for tau in (0.5, 0.75, 1.0):
+                    per_metric.setdefault(f"g-pass@{k}_{tau}", []).append(_g_pass(n, c, k, tau))
             if task in VOTED and k > 1:
-                answers = [v["answer"] for v in verdicts]
+                answers = [v.get("answer_class", v["answer"]) for v in verdicts]
                 correct = [bool(v["correct"]) for v in verdicts]
                 per_metric.setdefault(f"maj@{k}", []).append(_maj(answers, correct, k))
-    expected_names = {f"pass@{k}" for k in KS} | (
-        {f"maj@{k}" for k in KS if k > 1} if task in VOTED else set()
+    expected_names = (
+        {f"pass@{k}" for k in KS}
+        | {f"g-pass@{k}_{tau}" for k in KS if k > 1 for tau in (0.5, 0.75, 1.0)}
+        | ({f"maj@{k}" for k in KS if k > 1} if task in VOTED else set())
     )
     assert set(per_metric) == expected_names
     for name, values in per_metric.items():

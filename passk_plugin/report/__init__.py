@@ -13,7 +13,7 @@ from dataclasses import astuple
 from pathlib import Path
 
 from passk_plugin.atomic import atomic_write_bytes, atomic_write_text
-from passk_plugin.report import biasvar, paired, plots, tables
+from passk_plugin.report import biasvar, diversity, paired, plots, tables
 from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run
 from passk_plugin.sweep_store import RunStore
 
@@ -68,6 +68,7 @@ def write_report(
             ("rho_hist", lambda t: plots.rho_histograms(records, t)),
             ("biasvar", lambda t: plots.biasvar_chart(bv_rows, t)),
             ("forest", lambda t: paired.forest_plot(pair_rows, t)),
+            ("diversity", lambda t: diversity.diversity_plot(records, t)),
         ]
         for task in task_names:
             for prefix, make in makers:

@@ -24,7 +24,15 @@ TABLES = [
 ]
 PLOTS = [
     f"{p}_{TASK}.png"
-    for p in ("passk_vs_k", "pass1_vs_passk", "metric_vs_alpha", "rho_hist", "biasvar", "forest")
+    for p in (
+        "passk_vs_k",
+        "pass1_vs_passk",
+        "metric_vs_alpha",
+        "rho_hist",
+        "biasvar",
+        "forest",
+        "diversity",
+    )
 ]
 
 
