@@ -161,6 +161,11 @@ def load_side(path: str | Path) -> Side:
         raise FileNotFoundError(f"{path} not found")
     if path.is_dir() and (path / RESULTS_FILE).is_file():
         return _point_dir(path)
+    if path.is_dir() and (path / "points").is_dir():
+        raise UsageError(
+            f"{path} is a sweep run directory; compare two of its points, e.g. "
+            f"{path}/points/<point id> (ids: `ls {path}/points`)"
+        )
     if path.is_dir() or (path.name.startswith("results_") and path.suffix == ".json"):
         return _lm_eval_output(path)
     if path.suffix == ".jsonl":

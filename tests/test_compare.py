@@ -209,3 +209,5 @@ def test_bad_input(two_runs, tmp_path, gsm8k_file, data_dir, capsys):
     unlogged = _lm_eval_run(tmp_path / "nolog", lambda d: 1, data_dir, log_samples=False)
     assert "no per-sample verdicts" in error(str(unlogged), str(a))
     assert "not found" in error(str(tmp_path / "missing"), str(a))
+    (tmp_path / "run" / "points").mkdir(parents=True)
+    assert "sweep run directory" in error(str(tmp_path / "run"), str(a))
