@@ -20,9 +20,9 @@ quantiles); the expansion fixes both and keeps the percentile interval's respect
 for the [-1, 1] range of a difference of rates. Simulated with a known true difference (the
 setting of tests/test_stats.py: pass@4 from n = 8, 3 seeds x 2000 datasets each), it covered
 92.8% / 94.6% / 95.2% for 20 / 80 / 300 problems against BCa's 89.5% / 93.8% / 95.0%, hence
-the choice; with fewer than ~30 problems every bootstrap interval is somewhat too narrow. scipy.stats.bootstrap has no expanded
-percentile method, and here one set of resamples serves every metric of a comparison and
-every row of a batch as one matrix product.
+the choice; with fewer than ~30 problems every bootstrap interval is somewhat too narrow.
+scipy.stats.bootstrap has no expanded percentile method, and here one set of resamples serves
+every metric of a comparison and every row of a batch as one matrix product.
 
 p-value: two-sided paired sign-flip (permutation) test of "A and B are exchangeable on each
 problem" with the mean difference as statistic, via scipy.stats.permutation_test: exact

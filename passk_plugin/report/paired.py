@@ -227,6 +227,44 @@ def paired_rows(
     ]
 
 
+def compare_points(
+    point: PointRecord,
+    reference: PointRecord,
+    task: str,
+    names: Sequence[str],
+    *,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    seed: int = stats.DEFAULT_SEED,
+) -> dict[str, stats.PairedResult] | None:
+    """Any two points on one task (e.g. the best and the runner-up of a column): metric ->
+    paired result (Δ = point − reference), uncorrected p; None when either lacks per-problem
+    counts or their problem sets differ. Metrics: "pass@k", "maj@k" (needs answer classes)."""
+    tp, tr = point.tasks.get(task), reference.tasks.get(task)
+    if tp is None or tr is None:
+        return None
+    aligned = _aligned(tp, tr)
+    if aligned is None:
+        return None
+    ks = sorted({int(name.split("@")[1]) for name in names})
+    ia, ib = aligned
+    values = []
+    for tres in (tp, tr):
+        assert tres.n is not None and tres.c is not None
+        per = metrics.per_problem_metrics(tres.n, tres.c, ks, taus=(), classes=tres.answer_classes)
+        if any(name not in per for name in names):
+            return None
+        values.append(per)
+    results = stats.paired_compare_many(
+        np.stack([values[0][m][ia] for m in names]),
+        np.stack([values[1][m][ib] for m in names]),
+        n_resamples=n_resamples,
+        seed=seed,
+        a_means=[_stored_or_mean(tp, m, values[0][m]) for m in names],
+        b_means=[_stored_or_mean(tr, m, values[1][m]) for m in names],
+    )
+    return dict(zip(names, results, strict=True))
+
+
 def beats_late(rows: Sequence[PairedRow], point: str, task: str) -> bool:
     """True when `point` beats the late checkpoint on `task` significantly (Holm) on
     Pass@k_max without a significant loss on Pass@1."""

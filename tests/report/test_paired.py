@@ -123,3 +123,30 @@ def test_report_results_dirs_compare_with_the_first(tmp_path):
     assert {r["reference_role"] for r in doc} == {"reference"}
     assert {r["point"] for r in doc} == {"other", "third"}
     assert (out / f"forest_{TASK}.png").stat().st_size > 0
+
+
+def test_compare_points_matches_the_table(synthetic_run):
+    records = {r.id: r for r in collect_run(synthetic_run)}
+    rows = _rows(synthetic_run)
+    got = paired.compare_points(
+        records["wise-ft_a0.500"],
+        records["late-T1"],
+        TASK,
+        ["pass@8"],
+        n_resamples=2000,
+    )
+    (row,) = [
+        r
+        for r in rows
+        if (r.point, r.reference, r.metric) == ("wise-ft_a0.500", "late-T1", "pass@8")
+    ]
+    res = got["pass@8"]
+    assert (res.delta, res.ci_low, res.ci_high, res.p_value) == (
+        row.delta,
+        row.ci_low,
+        row.ci_high,
+        row.p_value,
+    )
+    assert (
+        paired.compare_points(records["late-T1"], records["late-T1"], "other", ["pass@1"]) is None
+    )
