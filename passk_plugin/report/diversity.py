@@ -15,6 +15,7 @@ import numpy as np
 
 from passk_plugin import metrics
 from passk_plugin.report.collect import PointRecord
+from passk_plugin.report.paired import DECODING
 
 # (key, axis label); the answer figures need logged answer classes.
 FIGURES = (
@@ -42,8 +43,8 @@ def diversity(record: PointRecord, task: str) -> dict[str, float]:
 def diversity_plot(records: Sequence[PointRecord], task: str) -> bytes | None:
     """One panel per figure: merge points against α (a line per method), and the
     temperature points against temperature on a second x axis beside it."""
-    merges = [r for r in records if r.method != "temperature" and r.alpha is not None]
-    temps = [r for r in records if r.method == "temperature" and r.temperature is not None]
+    merges = [r for r in records if r.method not in DECODING and r.alpha is not None]
+    temps = [r for r in records if r.method in DECODING and r.temperature is not None]
     values = {r.id: diversity(r, task) for r in merges + temps}
     keys = [k for k, _ in FIGURES if any(k in v for v in values.values())]
     if not keys or not (merges or temps):

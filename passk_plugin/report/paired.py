@@ -33,6 +33,8 @@ from passk_plugin import metrics, stats
 from passk_plugin.report.collect import PointRecord, TaskResult
 
 SIGNIFICANCE = 0.05
+# Points that sample a checkpoint under other settings ("temperature" in older runs).
+DECODING = ("decoding", "temperature")
 ROLES = ("late", "early", "best_temperature", "reference")
 # A stored mean is reported only when the per-problem values reproduce it (older runs stored
 # maj@k of the first k samples, which the expectation replaces).
@@ -68,7 +70,7 @@ def _is(x: float | None, value: float) -> bool:
 
 
 def _merge_points(records: Sequence[PointRecord]) -> list[PointRecord]:
-    return [r for r in records if r.method != "temperature" and r.alpha is not None]
+    return [r for r in records if r.method not in (*DECODING, "checkpoint") and r.alpha is not None]
 
 
 def _pick(candidates: Sequence[PointRecord]) -> PointRecord | None:
@@ -154,7 +156,7 @@ def _references(
     temps = [
         r
         for r in records
-        if r.method == "temperature" and task in r.tasks and name in r.tasks[task].metrics
+        if r.method in DECODING and task in r.tasks and name in r.tasks[task].metrics
     ]
     if temps:
         best = max(temps, key=lambda r: r.tasks[task].metrics[name])
