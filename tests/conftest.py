@@ -14,11 +14,22 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def data_missing(reason: str) -> None:
+    """Skip a test whose data is missing, or fail it when PASSK_REQUIRE_DATA=1 (as CI sets).
+
+    Every test that needs data outside the repository goes through here, so a CI run without
+    the data fails instead of passing while testing less.
+    """
+    if os.environ.get("PASSK_REQUIRE_DATA") == "1":
+        pytest.fail(f"{reason}; PASSK_REQUIRE_DATA=1 requires it", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The offline copies of GSM8K and MATH-500 beside the checkout."""
     if not (SHARED_DATA / "gsm8k" / "test.jsonl").exists():
-        pytest.skip(f"offline benchmark data not found at {SHARED_DATA}")
+        data_missing(f"offline benchmark data not found at {SHARED_DATA}")
     return SHARED_DATA
 
 
