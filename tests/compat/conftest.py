@@ -8,7 +8,7 @@ from passk_plugin.compat import UnsupportedVersion, installed_version
 
 
 def assert_guard_fires(check, library: str, distributions: tuple[str, ...], supported: str, what):
-    """``check()`` raises UnsupportedVersion naming the library, its version, the range, ``what``."""
+    """``check()`` raises UnsupportedVersion naming library, version, range and ``what``."""
     with pytest.raises(UnsupportedVersion) as err:
         check()
     message = str(err.value)
