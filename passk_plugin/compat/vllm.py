@@ -85,7 +85,11 @@ def _worker_reloads_from_path() -> bool:
     spec = importlib.util.find_spec("vllm.v1.worker.gpu_model_runner")
     if spec is None or spec.origin is None:
         return False
-    source = Path(spec.origin).read_text(encoding="utf-8")
+    return reload_takes_path(Path(spec.origin).read_text(encoding="utf-8"))
+
+
+def reload_takes_path(source: str) -> bool:
+    """Whether the ``reload_weights`` defined in this model-runner source has ``weights_path``."""
     found = re.search(r"def reload_weights\((.*?)\)\s*(->[^:]*)?:", source, re.DOTALL)
     return found is not None and "weights_path" in found.group(1)
 
