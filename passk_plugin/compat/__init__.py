@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 SUPPORTED = {
     "transformers": ">=4.56,<5.20",
     "lm_eval": ">=0.4.12,<0.5",
-    "mergekit": ">=0.1.4,<0.2",
+    "mergekit": ">=0.1.5,<0.2",
     "vllm": ">=0.16",
 }
 
