@@ -20,7 +20,11 @@ non-padding tokens ``generate`` returns, which include any a row makes after its
 the rest of its batch runs on; hf-passk: the tokens each sample got). Wall-clock time is the
 main measure; process CPU time is reported beside it because the machine may be shared.
 
-    .venv/bin/python bench/bench_hf_passk.py --configs tiny,qwen --n 16 --problems 2
+``--phases`` also times the same requests with ``max_gen_toks=1`` (prompt prefill and one token)
+and prints each backend's CPU seconds split into that and the rest (decoding), and the share of
+the full run the prefill takes.
+
+    .venv/bin/python bench/bench_hf_passk.py --configs tiny,qwen --n 16 --problems 2 [--phases]
 """
 
 from __future__ import annotations
@@ -155,7 +159,32 @@ def run_config(config: str, args: argparse.Namespace, root: Path) -> dict[str, A
         }
     result["speedup"] = result["hf"]["median_s"] / result["hf-passk"]["median_s"]
     result["cpu_speedup"] = result["hf"]["median_cpu_s"] / result["hf-passk"]["median_cpu_s"]
+    if args.phases:
+        short = build_requests(CONFIGS[config]["task"], args.n, args.problems, 1)
+        prefill: dict[str, list[float]] = {name: [] for name in backends}
+        for rep in range(args.repeats):
+            for name in list(backends) if rep % 2 == 0 else list(reversed(backends)):
+                prefill[name].append(timed(backends[name], short)[1])
+        for name in backends:
+            result[name]["prefill_cpu_s"] = statistics.median(prefill[name])
     return result
+
+
+def phases_report(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | backend | prefill + 1 token, cpu s | max_gen_toks tokens, cpu s "
+        "| decode part, cpu s | prefill share |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for name in ("hf", "hf-passk"):
+            b = r[name]
+            full, first = b["median_cpu_s"], b["prefill_cpu_s"]
+            lines.append(
+                f"| {r['config']} | {name} | {first:.2f} | {full:.2f} | {full - first:.2f} "
+                f"| {first / full:.0%} |"
+            )
+    return "\n".join(lines)
 
 
 def report(results: list[dict[str, Any]]) -> str:
@@ -187,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="sequences decoded together")
     parser.add_argument("--layers", type=int, default=4, help="layers of the qwen-width model")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--phases", action="store_true", help="also split prefill from decode")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -205,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
     }
     print(report(results))
+    if args.phases:
+        print("\n" + phases_report(results))
     print(f"\n{env}")
     if args.out:
         write_json(args.out, {"env": env, "results": results})

@@ -17,7 +17,7 @@ SUPPORTED = {
     "transformers": ">=4.56,<5.20",
     "lm_eval": ">=0.4.12,<0.5",
     "mergekit": ">=0.1.5,<0.2",
-    "vllm": ">=0.16",
+    "vllm": ">=0.18",
 }
 
 
