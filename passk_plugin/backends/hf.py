@@ -558,7 +558,7 @@ class HFPassKLM(HFLM):
             torch.arange(len(units), device=device),
             torch.tensor([len(u.samples) for u in units], device=device),
         )
-        cache.batch_select_indices(index)
+        hf_compat.select_rows(cache, index)
         mask = mask.index_select(0, index)
         out = [sample for unit in units for sample in unit.samples]
         limit = self._limit(settings, width)
