@@ -11,7 +11,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The offline benchmark data beside the checkout; PASSK_TEST_DATA points elsewhere (worktrees).
+SHARED_DATA = Path(os.environ.get("PASSK_TEST_DATA", REPO.parent / "shared" / "data"))
 
 
 def data_missing(reason: str) -> None:
