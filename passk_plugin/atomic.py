@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from passk_plugin.temps import remove_stale_temps, temp_name
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write `data` to `path` via a temporary file in the same directory and os.replace.
 
     The data is fsynced before the rename, so a crash right after cannot leave an empty file
-    under the final name.
+    under the final name. The file gets the mode the umask gives (mkstemp's 0600 would hide
+    results from the other users of shared storage), and temporaries that killed writers
+    left for the same path are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path, hidden=True)
+    tmp = path.parent / f".{temp_name(path.name)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -23,9 +28,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def umask_file_mode() -> int:
+    """The mode a new file gets under the process's umask (0644 under umask 022)."""
+    try:  # Linux reports it without changing it (os.umask can only be read by setting it)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

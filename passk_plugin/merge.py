@@ -1,9 +1,9 @@
 """Running mergekit on one recipe: to disk (resumable, atomic) or in memory (for sweeps).
 
 Disk: :func:`merge_recipe` runs ``mergekit.merge.run_merge`` in-process (no CLI start-up),
-writes into ``OUT.tmp-<pid>`` and renames it into place with a completion marker that
-records the recipe's hash, so a finished output is skipped and a half-written or stale
-one is redone.
+writes into a temporary sibling of OUT and moves it into place with a completion marker that
+records the recipe's hash and its files, so a finished output is skipped, a half-written or
+stale one is redone, and nothing passk did not write is ever deleted.
 
 Memory: :class:`ResidentCheckpoints` loads the checkpoints' tensors once;
 :func:`merge_in_memory` plans the recipe with mergekit's own planner (the plan
@@ -30,7 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from passk_plugin.atomic import atomic_write_text, umask_file_mode
 from passk_plugin.checkpoints import check_checkpoints, is_local, resolve_checkpoint
+from passk_plugin.errors import UsageError, read_text
+from passk_plugin.outputs import claim_output_dir
+from passk_plugin.temps import remove_stale_temps, temp_name
 
 if TYPE_CHECKING:
     import torch
@@ -72,6 +76,7 @@ def load_recipe(recipe: Any) -> MergeConfiguration:
         recipe = recipe.to_mergekit()
     elif hasattr(recipe, "point") and hasattr(recipe, "path"):  # a recipes.RecipeFile
         recipe = recipe.path
+    path: Path | None = None
     if isinstance(recipe, MergeConfiguration):
         raw = recipe.model_dump(mode="json", exclude_defaults=True)
     elif isinstance(recipe, Mapping):
@@ -80,14 +85,16 @@ def load_recipe(recipe: Any) -> MergeConfiguration:
         path = Path(recipe)
         if not path.is_file():
             raise FileNotFoundError(f"recipe not found: {path}")
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _parse_yaml(read_text(path), path)
         if not isinstance(raw, dict):
-            raise ValueError(f"recipe {path} is not a YAML mapping")
+            raise UsageError(f"{path}: not a mergekit recipe (a YAML mapping with merge_method)")
+    where = f"{path}: " if path is not None else ""
+    _check_method(raw, where)
     raw = _resolve_refs(raw)
     try:
         config = MergeConfiguration.model_validate(raw)
     except Exception as err:  # pydantic and mergekit's own RuntimeErrors
-        raise ValueError(f"invalid mergekit recipe: {err}") from None
+        raise UsageError(f"{where}invalid mergekit recipe: {_first_problem(err)}") from None
     if config.base_model is None:
         raise ValueError(
             "recipe has no base_model: mergekit would take config and tokenizer from an "
@@ -99,6 +106,48 @@ def load_recipe(recipe: Any) -> MergeConfiguration:
             "leave it out for checkpoints of one run (the tokenizer comes from base_model)"
         )
     return config
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f"{mark.line + 1}:" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UsageError(
+            f"{path}:{line} not valid YAML ({problem}); fix the file or write it anew "
+            "with `passk recipes`"
+        ) from None
+
+
+def _check_method(raw: Mapping[str, Any], where: str) -> None:
+    """An unknown merge_method named as such (mergekit raises a bare RuntimeError later)."""
+    from mergekit import merge_methods
+
+    method = raw.get("merge_method")
+    if method is None:
+        raise UsageError(f"{where}the recipe has no merge_method; set one (e.g. linear, slerp)")
+    try:
+        merge_methods.get(str(method))
+    except (RuntimeError, KeyError, ValueError):
+        listed = getattr(merge_methods, "registered_methods", None)
+        names = sorted(m.spec.name for m in listed()) if callable(listed) else []
+        known = f"; mergekit knows: {', '.join(names)}" if names else ""
+        raise UsageError(f"{where}unknown merge_method {method!r}{known}") from None
+
+
+def _first_problem(err: Exception) -> str:
+    """pydantic's many-line report as one line: the first problem and where it is."""
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            loc = ".".join(str(x) for x in first.get("loc", ()))
+            return f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
+        except Exception:  # noqa: BLE001 - fall back to the plain text
+            pass
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def recipe_hash(config: MergeConfiguration) -> str:
@@ -145,15 +194,23 @@ def merge_recipe(
     low_cpu_memory: bool = False,
     copy_tokenizer: bool = True,
     force: bool = False,
+    overwrite: bool = False,
     quiet: bool = True,
 ) -> Path:
     """Merge one recipe into out_dir with mergekit, in-process; return out_dir.
 
     Skipped when out_dir already holds a complete merge of the same recipe (unless
-    ``force``). The merge is written to ``<out_dir>.tmp-<pid>`` and renamed into place with a
-    ``passk_merge.json`` marker, so an interrupted merge leaves no complete-looking output.
-    ``cuda=None`` uses the GPU when torch sees one. Config and tokenizer come from the
-    recipe's base_model.
+    ``force``). out_dir must be new, empty or a merge passk wrote (its ``passk_merge.json``
+    marker); any other directory is refused unless ``overwrite``, and one holding the
+    recipe or its checkpoints always is (:func:`passk_plugin.outputs.claim_output_dir`).
+    Nothing passk did not write is ever deleted: the marker lists the files of the merge,
+    and only those are replaced or removed by a later merge into the same place.
+
+    The merge is written to a temporary sibling (``<out_dir>.tmp-<host>-<pid>-<random>``,
+    whose leftovers from a killed run are removed here) and renamed into place, or moved
+    in file by file when out_dir exists, with the marker last, so an interrupted merge
+    never looks complete. ``cuda=None`` uses the GPU when torch sees one. Config and
+    tokenizer come from the recipe's base_model.
     """
     import torch
     from mergekit.merge import run_merge
@@ -166,6 +223,15 @@ def merge_recipe(
     out = Path(out_dir).expanduser().resolve()
     if not force and is_complete(out, config):
         return out
+    claim_output_dir(
+        out,
+        "merge",
+        overwrite=overwrite,
+        inputs=[*_model_paths(config), recipe_path],
+        recognise=lambda path: _marker(path) is not None,
+        flag="output directory",
+        create=False,
+    )
     _check_inputs(config)
     if cuda is None:
         cuda = torch.cuda.is_available()
@@ -176,31 +242,67 @@ def merge_recipe(
         copy_tokenizer=copy_tokenizer,
         quiet=quiet,
     )
-    tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     out.parent.mkdir(parents=True, exist_ok=True)
-    source: str | None = Path(recipe_path).read_text(encoding="utf-8")
+    remove_stale_temps(out)
+    tmp = out.parent / temp_name(out.name)
+    source: str | None = read_text(recipe_path)
     raw = yaml.safe_load(source)
     if _resolve_refs(raw) != raw:
         source = None  # relative paths were resolved: record the recipe that actually ran
     try:
         run_merge(config, str(tmp), options=options, config_source=source)
+        written = [p for p in tmp.rglob("*") if p.is_file() and not p.is_symlink()]
+        mode = umask_file_mode()
+        for path in written:  # mergekit writes its shards 0600, whatever the umask
+            path.chmod(mode)
+        files = sorted(p.relative_to(tmp).as_posix() for p in written)
         marker = {
             "recipe_sha256": digest,
             "recipe": str(Path(recipe_path).resolve()),
             "mergekit_version": _mergekit_version(),
             "device": options.device,
+            "files": files,
         }
-        (tmp / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        _install(tmp, out, marker)
     finally:
         flush_loader_cache()
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _install(tmp: Path, out: Path, marker: dict[str, Any]) -> None:
+    """Put the finished merge in `tmp` at `out`, the marker last.
+
+    A new `out` is one rename. An existing one (empty, an earlier merge, or a directory the
+    user passed --overwrite for) gets the new files moved in; of its other files only those
+    an earlier merge's marker lists are removed, so nothing passk did not write is lost.
+    """
+    body = json.dumps(marker, indent=2) + "\n"
+    if not out.exists():
+        (tmp / MARKER_NAME).write_text(body, encoding="utf-8")
+        os.replace(tmp, out)
+        return
+    new: list[str] = marker["files"]
+    old_marker = _marker(out) or {}
+    old = [f for f in old_marker.get("files", []) if isinstance(f, str)]
+    # From here until the final marker, `out` is marked as passk's but not complete.
+    pending = {**marker, "recipe_sha256": None, "files": sorted({*old, *new})}
+    atomic_write_text(out / MARKER_NAME, json.dumps(pending, indent=2) + "\n")
+    for name in sorted(set(old) - set(new)):
+        target = out / name
+        if _holds(out, target) and target.is_file():
+            target.unlink()
+    for name in new:
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / name, target)
+    atomic_write_text(out / MARKER_NAME, body)
+
+
+def _holds(directory: Path, path: Path) -> bool:
+    """Whether `path` lies inside `directory` (a marker's file list is not trusted blindly)."""
+    return directory.resolve() in path.resolve().parents
 
 
 def _mergekit_version() -> str:

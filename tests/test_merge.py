@@ -12,6 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from passk_plugin.cli import main as passk
+from passk_plugin.errors import UsageError
 from passk_plugin.merge import (
     MARKER_NAME,
     ResidentCheckpoints,
@@ -297,11 +298,10 @@ def test_complete_output_is_skipped_and_others_redone(recipes, run_merge_calls, 
     assert len(run_merge_calls) == 2
     merge_recipe(second, out)  # another recipe at the same place is redone
     assert len(run_merge_calls) == 3 and is_complete(out, second)
-    (out / MARKER_NAME).unlink()  # as if interrupted before completion
-    (out / "junk.bin").write_bytes(b"half")
-    merge_recipe(second, out)
-    assert len(run_merge_calls) == 4
-    assert is_complete(out, second) and not (out / "junk.bin").exists()
+    marker = json.loads((out / MARKER_NAME).read_text())
+    (out / MARKER_NAME).write_text(json.dumps({**marker, "recipe_sha256": None}))
+    merge_recipe(second, out)  # as if interrupted while being moved into place
+    assert len(run_merge_calls) == 4 and is_complete(out, second)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left
 
 
@@ -404,3 +404,139 @@ def test_in_memory_accepts_grid_points(ckpts, recipes, resident):
     assert all(torch.equal(from_point[k], from_file[k]) for k in from_file)
     assert resident.paths == [str(p) for p in ckpts.values()]
     assert ckpts["early"] in resident and "/no/such" not in resident
+
+
+# ---------------------------------------------------------------- never losing the user's files
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _notes(root: Path) -> Path:
+    root.mkdir()
+    (root / "notes.txt").write_text("three weeks of notes\n")
+    (root / "sub").mkdir()
+    (root / "sub" / "data.csv").write_text("a,b\n1,2\n")
+    return root
+
+
+def test_a_folder_of_notes_is_refused_and_kept(recipes, run_merge_calls, tmp_path, capsys):
+    recipe, notes = recipes["wise-ft_a0.300"], _notes(tmp_path / "notes")
+    before = _snapshot(notes)
+    with pytest.raises(UsageError, match=r"notes.*did not write.*--overwrite"):
+        merge_recipe(recipe, notes)
+    assert passk(["merge", str(recipe), str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert str(notes) in err and "--overwrite" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2
+    assert _snapshot(notes) == before and run_merge_calls == []
+    # --overwrite writes the merge in beside the notes; every note stays.
+    merge_recipe(recipe, notes, overwrite=True)
+    assert is_complete(notes, recipe)
+    after = _snapshot(notes)
+    assert all(after[name] == data for name, data in before.items())
+    # Now the directory is passk's too: a second merge replaces only the merge's own files.
+    first_files = set(json.loads((notes / MARKER_NAME).read_text())["files"])
+    merge_recipe(recipes["wise-ft_a1.000"], notes)
+    assert is_complete(notes, recipes["wise-ft_a1.000"])
+    assert all(_snapshot(notes)[name] == data for name, data in before.items())
+    assert set(_snapshot(notes)) == set(before) | first_files | {MARKER_NAME}
+
+
+def test_the_checkpoints_parent_is_never_written_into(
+    ckpts, recipes, run_merge_calls, tmp_path, capsys
+):
+    recipe, parent = recipes["wise-ft_a0.300"], ckpts["early"].parent
+    before = _snapshot(parent)
+    for target in (parent, ckpts["early"], ckpts["late"]):
+        for overwrite in (False, True):
+            with pytest.raises(UsageError, match="holds the input"):
+                merge_recipe(recipe, target, overwrite=overwrite)
+        code = passk(["merge", str(recipe), str(target), "--overwrite"])
+        err = capsys.readouterr().err
+        assert code == 2 and str(target) in err and "Traceback" not in err
+    # Nor the directory that holds the recipe.
+    with pytest.raises(UsageError, match="holds the input"):
+        merge_recipe(recipe, recipe.parent, overwrite=True)
+    assert _snapshot(parent) == before and run_merge_calls == []
+    assert not list(parent.parent.glob("*.tmp-*"))
+
+
+def test_out_that_is_a_file_is_refused(recipes, tmp_path, capsys):
+    target = tmp_path / "model.txt"
+    target.write_text("keep me")
+    assert passk(["merge", str(recipes["wise-ft_a0.300"]), str(target), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "existing file" in err and str(target) in err and "Traceback" not in err
+    assert target.read_text() == "keep me"
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_merge_leaves_nothing_behind_after_the_rerun(recipes, tmp_path):
+    from passk_plugin.temps import _HOST
+
+    out = tmp_path / "out"
+    dead = [
+        tmp_path / f"out.tmp-{_dead_pid()}",  # older passk's naming
+        tmp_path / f"out.tmp-{_HOST}-{_dead_pid()}-0123abcd",
+    ]
+    live_proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = [
+            tmp_path / f"out.tmp-{live_proc.pid}",
+            tmp_path / f"out.tmp-{_HOST}-{live_proc.pid}-0123abcd",
+            tmp_path / f"out.tmp-otherhost-{_dead_pid()}-0123abcd",  # not ours to judge
+        ]
+        for d in dead + live:
+            d.mkdir()
+            (d / "model.safetensors").write_bytes(b"half a merge")
+        merge_recipe(recipes["wise-ft_a0.300"], out)
+        assert is_complete(out, recipes["wise-ft_a0.300"])
+        assert not any(d.exists() for d in dead)
+        assert all((d / "model.safetensors").exists() for d in live)
+    finally:
+        live_proc.kill()
+        live_proc.wait()
+
+
+def test_merged_files_honour_the_umask(recipes, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = merge_recipe(recipes["wise-ft_a0.300"], tmp_path / "out")
+        modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
+        assert modes and set(modes.values()) == {0o644}, modes
+        # Moved into an existing directory (the marker is then written atomically).
+        merge_recipe(recipes["wise-ft_a1.000"], out)
+        assert (out / MARKER_NAME).stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_malformed_recipes_are_one_line_naming_the_file(ckpts, tmp_path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("merge_method: linear\nmodels:\n  - model: [unclosed\n")
+    unknown = _write(
+        tmp_path / "unknown.yaml",
+        {"merge_method": "lineer", "base_model": str(ckpts["early"]), "models": []},
+    )
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"merge_method: linear\n# caf\xe9\n")
+    cases = [
+        (bad_yaml, [f"{bad_yaml}:", "not valid YAML"]),
+        (unknown, [str(unknown), "unknown merge_method 'lineer'", "linear"]),
+        (latin1, [f"{latin1}:2:", "not UTF-8", "0xe9"]),
+    ]
+    for recipe, expected in cases:
+        assert passk(["merge", str(recipe), str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert all(part in err for part in expected), err
+        assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
+    assert not (tmp_path / "out").exists()

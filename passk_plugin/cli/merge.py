@@ -1,4 +1,8 @@
-"""`passk merge RECIPE OUT`: run mergekit on one recipe, in-process; skips finished outputs."""
+"""`passk merge RECIPE OUT`: run mergekit on one recipe, in-process; skips finished outputs.
+
+OUT must be new, empty, or a merge passk wrote; anything else needs --overwrite, and a
+directory holding the recipe's checkpoints is never written into.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="copy the base model's tokenizer into OUT [on]",
     )
     parser.add_argument("--force", action="store_true", help="merge even if OUT is complete")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an existing directory passk did not write (files of the same name "
+        "are replaced, nothing else is deleted; never a directory holding the checkpoints)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show mergekit's progress bars")
 
 
@@ -52,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         low_cpu_memory=args.low_cpu_memory,
         copy_tokenizer=args.copy_tokenizer,
         force=args.force,
+        overwrite=args.overwrite,
         quiet=not args.verbose,
     )
     print(f"merged {args.recipe} into {out} in {time.perf_counter() - start:.1f} s")
