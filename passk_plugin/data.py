@@ -28,6 +28,8 @@ from typing import Any
 
 import datasets
 
+from passk_plugin.errors import decode_utf8
+
 DATA_DIR_ENV = "PASSK_DATA_DIR"
 
 BENCHMARKS = ("gsm8k", "math", "math500", "humaneval")
@@ -61,13 +63,15 @@ def resolve_data_dir(override: str | os.PathLike[str] | None = None) -> Path | N
 def read_jsonl(path: Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file (plain or .gz); blank lines are skipped.
 
-    A malformed line or a row lacking a required field is an error naming file and line.
+    A malformed line, bytes that are not UTF-8 or a row lacking a required field are an
+    error naming file and line.
     """
     required = tuple(required)
     opener: Callable[..., Any] = gzip.open if path.suffix == ".gz" else open
     rows: list[dict[str, Any]] = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with opener(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = decode_utf8(raw, path, lineno)
             if not line.strip():
                 continue
             try:

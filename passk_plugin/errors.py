@@ -84,7 +84,8 @@ _OS_HINTS = {
     errno.EPERM: "operation not permitted; choose a location you may write to",
     errno.EISDIR: "is a directory where a file was expected; give a file path",
     errno.ENOTDIR: "a path component is a file, not a directory; choose another path",
-    errno.EEXIST: "already exists; choose another path",
+    errno.EEXIST: "already exists and is in the way (a file where a directory is needed?); "
+    "choose another path",
     errno.ENAMETOOLONG: "file name too long; choose a shorter path",
 }
 
@@ -111,7 +112,8 @@ def _yaml_message(err: Exception) -> str:
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     where = ""
     if mark is not None:
-        where = f"{mark.name}:{mark.line + 1}: " if mark.name else f"line {mark.line + 1}: "
+        named = mark.name and not str(mark.name).startswith("<")  # "<unicode string>"
+        where = f"{mark.name}:{mark.line + 1}: " if named else f"line {mark.line + 1}: "
     return f"{where}not valid YAML ({problem}); fix the file"
 
 

@@ -70,24 +70,24 @@ def load_recipe(recipe: Any) -> MergeConfiguration:
     ``base_model`` must be set (else mergekit takes config and tokenizer from an arbitrary
     input) and ``tokenizer_source``/``tokenizer`` must not be (they resize embeddings).
     """
-    from mergekit.config import MergeConfiguration
-
     if hasattr(recipe, "to_mergekit"):  # a recipes.GridPoint
         recipe = recipe.to_mergekit()
     elif hasattr(recipe, "point") and hasattr(recipe, "path"):  # a recipes.RecipeFile
         recipe = recipe.path
     path: Path | None = None
-    if isinstance(recipe, MergeConfiguration):
-        raw = recipe.model_dump(mode="json", exclude_defaults=True)
-    elif isinstance(recipe, Mapping):
-        raw = dict(recipe)
-    else:
+    if isinstance(recipe, (str, os.PathLike)):  # read before mergekit (and torch) load
         path = Path(recipe)
         if not path.is_file():
             raise FileNotFoundError(f"recipe not found: {path}")
-        raw = _parse_yaml(read_text(path), path)
-        if not isinstance(raw, dict):
+        recipe = _parse_yaml(read_text(path), path)
+        if not isinstance(recipe, dict):
             raise UsageError(f"{path}: not a mergekit recipe (a YAML mapping with merge_method)")
+    from mergekit.config import MergeConfiguration
+
+    if isinstance(recipe, MergeConfiguration):
+        raw = recipe.model_dump(mode="json", exclude_defaults=True)
+    else:
+        raw = dict(recipe)
     where = f"{path}: " if path is not None else ""
     _check_method(raw, where)
     raw = _resolve_refs(raw)
@@ -96,14 +96,15 @@ def load_recipe(recipe: Any) -> MergeConfiguration:
     except Exception as err:  # pydantic and mergekit's own RuntimeErrors
         raise UsageError(f"{where}invalid mergekit recipe: {_first_problem(err)}") from None
     if config.base_model is None:
-        raise ValueError(
-            "recipe has no base_model: mergekit would take config and tokenizer from an "
+        raise UsageError(
+            f"{where}recipe has no base_model: mergekit would take config and tokenizer from an "
             "arbitrary input; set base_model to the early (or base) checkpoint"
         )
     if config.tokenizer_source is not None or config.tokenizer is not None:
-        raise ValueError(
-            "recipe sets tokenizer_source/tokenizer, which rebuilds and resizes embeddings; "
-            "leave it out for checkpoints of one run (the tokenizer comes from base_model)"
+        raise UsageError(
+            f"{where}recipe sets tokenizer_source/tokenizer, which rebuilds and resizes "
+            "embeddings; leave it out for checkpoints of one run (the tokenizer comes from "
+            "base_model)"
         )
     return config
 
@@ -212,12 +213,6 @@ def merge_recipe(
     never looks complete. ``cuda=None`` uses the GPU when torch sees one. Config and
     tokenizer come from the recipe's base_model.
     """
-    import torch
-    from mergekit.merge import run_merge
-    from mergekit.options import MergeOptions
-
-    from passk_plugin.compat.mergekit import flush_loader_cache
-
     config = load_recipe(recipe_path)
     digest = recipe_hash(config)
     out = Path(out_dir).expanduser().resolve()
@@ -233,6 +228,12 @@ def merge_recipe(
         create=False,
     )
     _check_inputs(config)
+    import torch
+    from mergekit.merge import run_merge
+    from mergekit.options import MergeOptions
+
+    from passk_plugin.compat.mergekit import flush_loader_cache
+
     if cuda is None:
         cuda = torch.cuda.is_available()
     options = MergeOptions(

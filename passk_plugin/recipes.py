@@ -40,7 +40,7 @@ from typing import Any
 
 from passk_plugin.atomic import atomic_write_text
 from passk_plugin.checkpoints import check_checkpoints, resolve_checkpoint
-from passk_plugin.errors import UsageError
+from passk_plugin.errors import UsageError, read_json_file, read_text
 from passk_plugin.grid import (
     COORDINATE,
     MERGE_METHODS,
@@ -368,7 +368,9 @@ def read_manifest(path: str | os.PathLike) -> list[RecipeFile]:
         path = path / MANIFEST_NAME
     if not path.is_file():
         raise UsageError(f"no recipe manifest at {path}; write one with `passk recipes`")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json_file(
+        path, what="recipe manifest", fix="write the recipes again with `passk recipes`"
+    )
     if data.get("format") not in READABLE_FORMATS:
         raise UsageError(f"{path} is not a passk recipe manifest ({MANIFEST_FORMAT})")
     out = []
@@ -377,9 +379,7 @@ def read_manifest(path: str | os.PathLike) -> list[RecipeFile]:
         fields.pop("file", None)
         point = GridPoint.model_validate(fields)
         file = path.parent / e["file"]
-        if file.is_file() and yaml.safe_load(file.read_text(encoding="utf-8")) != (
-            point.to_mergekit()
-        ):
+        if file.is_file() and yaml.safe_load(read_text(file)) != (point.to_mergekit()):
             raise UsageError(
                 f"{file} differs from its entry in {path}: write the grid again with "
                 "`passk recipes` instead of editing a recipe"

@@ -26,6 +26,7 @@ import numpy as np
 
 from passk_plugin import metrics
 from passk_plugin.data import ProblemSet
+from passk_plugin.errors import decode_utf8
 from passk_plugin.graders import Verdict
 
 # Benchmarks graded by a final answer, where maj@k (majority vote) means something.
@@ -75,8 +76,9 @@ def read_samples(path: str | os.PathLike[str]) -> list[Sample]:
     if not path.is_file():
         raise FileNotFoundError(f"samples file {path} not found")
     samples: list[Sample] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = decode_utf8(raw, path, lineno)
             if not line.strip():
                 continue
             try:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from passk_plugin.atomic import atomic_write_text
+from passk_plugin.errors import read_json_file
 
 SETTINGS_FILE = "sweep.json"
 POINTS_DIR = "points"
@@ -56,8 +57,8 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """A stored JSON file; DataError naming the file and line when it is corrupt."""
+    return read_json_file(path, what="stored result")
 
 
 def sample_record(sample: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,7 +130,13 @@ class RunStore:
         )
 
     def read_settings(self) -> dict[str, Any] | None:
-        return read_json(self.settings_path) if self.settings_path.is_file() else None
+        if not self.settings_path.is_file():
+            return None
+        return read_json_file(
+            self.settings_path,
+            what="sweep settings file",
+            fix="restore it, or pass --force to start the sweep afresh",
+        )
 
     def write_settings(self, settings: Mapping[str, Any]) -> None:
         atomic_write_json(self.settings_path, dict(settings))

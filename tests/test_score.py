@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import errno
 import json
+import os
 from math import comb
 from pathlib import Path
 
@@ -230,3 +232,83 @@ def test_g_pass_expected_maj_and_diversity(tmp_path, capsys):
     assert "g-pass@2_0.5" in capsys.readouterr().out
     assert passk_main([*args, "--tau", "1.5"]) == 2
     assert "tau" in capsys.readouterr().err
+
+
+def _tiny_gsm8k(tmp_path: Path) -> list[str]:
+    data = _write_jsonl(tmp_path / "d.jsonl", [{"question": "q", "answer": "#### 1"}] * 2)
+    samples = _write_jsonl(
+        tmp_path / "s.jsonl",
+        [{"task_id": 0, "completion": "1"}, {"task_id": 1, "completion": "2"}] * 2,
+    )
+    return ["score", "--task", "gsm8k", "--samples", str(samples), "--data", str(data)]
+
+
+def test_bad_encoding_names_file_and_line(tmp_path, capsys):
+    args = _tiny_gsm8k(tmp_path)
+    samples = tmp_path / "s.jsonl"
+    samples.write_bytes(samples.read_bytes() + b'{"task_id": 0, "completion": "caf\xe9"}\n')
+    assert passk_main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{samples}:5: not UTF-8 text (byte 0xe9" in err and "Traceback" not in err
+    data = tmp_path / "d.jsonl"
+    samples.write_text('{"task_id": 0, "completion": "1"}\n')
+    data.write_bytes(b'{"question": "q", "answer": "#### 1"}\n{"question": "\xff"}\n')
+    assert passk_main(args) == 2
+    assert f"{data}:2: not UTF-8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [(errno.EROFS, "read-only file system"), (errno.ENOSPC, "no space left")],
+)
+def test_unwritable_output_is_one_line(tmp_path, capsys, monkeypatch, error, words):
+    import passk_plugin.atomic
+
+    def refuse(path, *args, **kwargs):
+        raise OSError(error, os.strerror(error), str(path))
+
+    monkeypatch.setattr(passk_plugin.atomic.os, "open", refuse)
+    assert passk_main([*_tiny_gsm8k(tmp_path), "--out", str(tmp_path / "o.json")]) == 1
+    err = capsys.readouterr().err
+    assert words in err and "s.jsonl_results.jsonl" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_out_in_the_way_is_one_line(tmp_path, capsys):
+    args = _tiny_gsm8k(tmp_path)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "file").write_text("keep")
+    for out, code, words in [
+        (tmp_path / "taken", 2, "is a directory"),
+        (tmp_path / "file" / "o.json", 1, "in the way"),
+    ]:
+        assert passk_main([*args, "--out", str(out)]) == code
+        err = capsys.readouterr().err
+        assert words in err and str(out if code == 2 else tmp_path / "file") in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "file").read_text() == "keep"
+
+
+def test_outputs_honour_the_umask_and_killed_runs_leave_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    from passk_plugin.temps import _HOST
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "o.json"
+    leftovers = [
+        tmp_path / f".o.json.tmp-{_HOST}-{dead.pid}-0123abcd",
+        tmp_path / f".s.jsonl_results.jsonl.tmp-{_HOST}-{dead.pid}-0123abcd",
+    ]
+    for path in leftovers:
+        path.write_text("half written when killed")
+    old = os.umask(0o022)
+    try:
+        assert passk_main([*_tiny_gsm8k(tmp_path), "--out", str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert not any(p.exists() for p in leftovers)
+    for path in (out, tmp_path / "s.jsonl_results.jsonl"):
+        assert path.stat().st_mode & 0o777 == 0o644

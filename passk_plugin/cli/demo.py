@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from passk_plugin.outputs import claim_output_dir
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("passk_demo"), help="[./passk_demo]")
@@ -13,11 +15,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, help="training seed [0]")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an existing directory that is not a passk demo (nothing is deleted)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from passk_plugin.demo.run import DemoConfig, describe, run_demo, with_overrides
 
+    claim_output_dir(
+        args.out,
+        "demo",
+        overwrite=args.overwrite,
+        # a demo from before output markers: its trained checkpoints or its sweep
+        recognise=lambda path: (path / "checkpoints").is_dir() or (path / "run").is_dir(),
+    )
     config = DemoConfig.quick() if args.quick else DemoConfig()
     config = with_overrides(config, seed=args.seed)
     print(describe(config), flush=True)

@@ -6,8 +6,10 @@ import argparse
 import re
 from pathlib import Path
 
+from passk_plugin.outputs import claim_output_dir
 from passk_plugin.recipes import (
     GRID_PARAMETER,
+    MANIFEST_NAME,
     METHODS,
     RecipeSpec,
     build_grid,
@@ -45,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--name", help="grid name: writes merge_configs/NAME [from method and checkpoints]"
     )
     parser.add_argument("--out", type=Path, help="output directory (overrides merge_configs/NAME)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an existing directory that holds no passk recipes (files of the same "
+        "name are replaced, nothing else is deleted)",
+    )
 
 
 def _slug(ref: str) -> str:
@@ -106,6 +114,14 @@ def run(args: argparse.Namespace) -> int:
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
             raise ValueError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
         out = Path("merge_configs") / name
+    claim_output_dir(
+        out,
+        "recipes",
+        overwrite=args.overwrite,
+        inputs=spec.checkpoints,
+        recognise=lambda path: (path / MANIFEST_NAME).is_file(),
+        flag="--out" if args.out is not None else "--name",
+    )
     manifest = write_recipes(points, out)
     parameter = GRID_PARAMETER.get(spec.method)
     what = f"{len(points)} {spec.method} recipe(s)"

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from passk_plugin import score
 from passk_plugin.atomic import atomic_write_text
 from passk_plugin.data import BENCHMARKS, load_problems
+from passk_plugin.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out and Path(args.out).is_dir():
+        raise UsageError(
+            f"--out {args.out}: is a directory; give the summary file's path "
+            f"(e.g. {Path(args.out) / 'summary.json'})"
+        )
     samples = score.read_samples(args.samples)
     problems = load_problems(args.task, args.data)
     rows = score.resolve(samples, problems, args.samples)

@@ -7,17 +7,22 @@ file is written atomically, so a report can be rebuilt at any time, even mid-swe
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple
 from pathlib import Path
 
 from passk_plugin.atomic import atomic_write_bytes, atomic_write_text
+from passk_plugin.errors import DataError
+from passk_plugin.outputs import claim_output_dir, write_marker
 from passk_plugin.report import biasvar, diversity, paired, plots, tables
 from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run
 from passk_plugin.sweep_store import RunStore
 
 __all__ = ["build_report", "collect_run", "collect_lm_eval_dirs", "write_report"]
+
+logger = logging.getLogger(__name__)
 
 
 def _safe(name: str) -> str:
@@ -101,29 +106,61 @@ def build_report(
     out: str | Path | None = None,
     title: str | None = None,
     with_plots: bool = True,
+    overwrite: bool = False,
+    skipped: list[str] | None = None,
 ) -> dict[str, Path]:
-    """Report on a sweep's run directory, or on lm_eval output directories."""
+    """Report on a sweep's run directory, or on lm_eval output directories.
+
+    The report directory follows :func:`passk_plugin.outputs.claim_output_dir` (new, or a
+    report passk wrote, else --overwrite; never a directory holding the results). Stored
+    points that cannot be read are left out and listed in `skipped` (logged when None).
+    """
     if (run_dir is None) == (not results_dirs):
         raise ValueError("give a sweep RUN_DIR or --results DIR..., not both or neither")
+    lost: list[str] = [] if skipped is None else skipped
+    references = None
     if run_dir is not None:
         store = RunStore(run_dir)
-        records = collect_run(store.root)
-        if not records:
-            raise ValueError(f"{store.root} has no finished points yet: run `passk sweep` first")
+        records = collect_run(store.root, skipped=lost)
+        inputs: list[str | Path] = [store.root]
         dest = Path(out) if out is not None else store.report_dir
         name = title or f"Leaderboard: {store.root.name}"
-        references = None
+        empty = f"{store.root} has no finished points yet: run `passk sweep` first"
     else:
         if out is None:
             raise ValueError("--results needs --out DIR for the report")
-        records = collect_lm_eval_dirs(list(results_dirs or []))
+        inputs = list(results_dirs or [])
+        records = collect_lm_eval_dirs(inputs, skipped=lost)
         dest = Path(out)
         name = title or "Leaderboard"
+        empty = "no readable results to report on"
+    if skipped is None:
+        for message in lost:
+            logger.warning(message)
+    if not records:
+        raise DataError(f"{empty}; {len(lost)} unreadable: {lost[0]}" if lost else empty)
+    if run_dir is None:
         # Without α the paired tables compare every result with the first directory's.
-        first = Path(list(results_dirs or [])[0]).resolve()
+        first = Path(inputs[0]).resolve()
         ref = next((r for r in records if _under(Path(r.source), first)), records[0])
         references = {"reference": ref.id}
-    return write_report(records, dest, title=name, with_plots=with_plots, references=references)
+    claim_output_dir(
+        dest,
+        "report",
+        overwrite=overwrite,
+        inputs=inputs,
+        recognise=_is_report,
+        flag="--out" if out is not None else "report directory",
+        create=False,
+    )
+    written = write_report(records, dest, title=name, with_plots=with_plots, references=references)
+    write_marker(dest, "report")
+    return written
+
+
+def _is_report(path: Path) -> bool:
+    """A report written before reports carried a marker."""
+    return (path / "leaderboard.json").is_file() and (path / "leaderboard.md").is_file()
 
 
 def _under(path: Path, root: Path) -> bool:

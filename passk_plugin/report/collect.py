@@ -7,6 +7,7 @@ and the logged samples beside them.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from passk_plugin.errors import DataError, decode_utf8, describe
 from passk_plugin.grid import GridPoint
 from passk_plugin.metrics import AnswerClasses
 from passk_plugin.results import (  # noqa: F401  (re-exported for the report's modules)
@@ -33,6 +35,8 @@ from passk_plugin.sweep_store import (
     read_json,
     samples_file_name,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,10 +94,14 @@ def task_temperature(results: Mapping[str, Any], task: str) -> float | None:
 
 def read_samples(path: Path, filt: str | None) -> list[dict[str, Any]]:
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = decode_utf8(raw, path, lineno)
             if line.strip():
-                row = json.loads(line)
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}:{lineno}: corrupt sample line ({err.msg})") from None
                 if filt is None or row.get("filter", filt) == filt:
                     rows.append(row)
     return rows
@@ -203,39 +211,58 @@ def _common_temperature(tasks: Iterable[TaskResult]) -> float | None:
     return temps.pop() if len(temps) == 1 else None
 
 
-def collect_run(run_dir: str | Path) -> list[PointRecord]:
-    """Every finished point of a sweep's run directory."""
+def collect_run(run_dir: str | Path, *, skipped: list[str] | None = None) -> list[PointRecord]:
+    """Every finished point of a sweep's run directory.
+
+    A point whose stored files cannot be read (corrupt JSON, not UTF-8) is left out: its
+    reason is appended to `skipped` when given, else logged as a warning.
+    """
     store = RunStore(run_dir)
     if not store.root.is_dir():
         raise FileNotFoundError(f"run directory not found: {run_dir}")
     records = []
     for pid in store.done_ids():
         pdir = store.point_dir(pid)
-        point = GridPoint.from_stored(read_json(pdir / POINT_SPEC_FILE), store.root)
-        results = read_json(pdir / RESULTS_FILE)
-        samples = {
-            task: pdir / samples_file_name(task)
-            for task in results.get("results", {})
-            if (pdir / samples_file_name(task)).is_file()
-        }
-        tasks = task_results_from(results, samples)
-        temp = point.gen_kwargs().get("temperature")
-        coordinate = point.coordinate
-        records.append(
-            PointRecord(
-                id=pid,
-                label=point.id,
-                method=point.method,
-                alpha=coordinate[1] if coordinate else None,
-                temperature=float(temp)
-                if temp is not None
-                else _common_temperature(tasks.values()),
-                tasks=tasks,
-                source=str(pdir),
-                point=point,
-            )
-        )
+        try:
+            records.append(_read_point(pid, pdir, store.root))
+        except UNREADABLE as err:
+            _skip(f"point {pid} skipped: {describe(err)[0]}", skipped)
     return sort_records(records)
+
+
+# What a damaged stored file raises when read: corrupt JSON or bytes (DataError and
+# UsageError are ValueErrors), an unreadable file, or valid JSON of the wrong shape.
+UNREADABLE = (ValueError, OSError, AttributeError, TypeError, KeyError)
+
+
+def _skip(message: str, skipped: list[str] | None) -> None:
+    if skipped is None:
+        logger.warning(message)
+    else:
+        skipped.append(message)
+
+
+def _read_point(pid: str, pdir: Path, root: Path) -> PointRecord:
+    point = GridPoint.from_stored(read_json(pdir / POINT_SPEC_FILE), root)
+    results = read_json(pdir / RESULTS_FILE)
+    samples = {
+        task: pdir / samples_file_name(task)
+        for task in results.get("results", {})
+        if (pdir / samples_file_name(task)).is_file()
+    }
+    tasks = task_results_from(results, samples)
+    temp = point.gen_kwargs().get("temperature")
+    coordinate = point.coordinate
+    return PointRecord(
+        id=pid,
+        label=point.id,
+        method=point.method,
+        alpha=coordinate[1] if coordinate else None,
+        temperature=float(temp) if temp is not None else _common_temperature(tasks.values()),
+        tasks=tasks,
+        source=str(pdir),
+        point=point,
+    )
 
 
 _RESULTS_NAME = re.compile(r"^results_(?P<ts>.+)\.json$")
@@ -253,11 +280,14 @@ def _label_from_config(results: Mapping[str, Any], fallback: str) -> str:
     return fallback
 
 
-def collect_lm_eval_dirs(dirs: Sequence[str | Path]) -> list[PointRecord]:
+def collect_lm_eval_dirs(
+    dirs: Sequence[str | Path], *, skipped: list[str] | None = None
+) -> list[PointRecord]:
     """Points from `lm_eval --output_path DIR` outputs: DIR/<model>/results_<ts>.json (+ samples).
 
     Each results file is one point, labelled by its model (pretrained=...) and, when one
-    model has several runs, the run's timestamp.
+    model has several runs, the run's timestamp. Unreadable files are left out as in
+    :func:`collect_run`.
     """
     found: list[tuple[Path, str]] = []
     for d in dirs:
@@ -280,13 +310,17 @@ def collect_lm_eval_dirs(dirs: Sequence[str | Path]) -> list[PointRecord]:
     records = []
     labels: dict[str, int] = {}
     for path, ts in found:
-        results = read_json(path)
-        samples = {}
-        for task in results.get("results", {}):
-            cand = path.parent / f"samples_{task}_{ts}.jsonl"
-            if cand.is_file():
-                samples[task] = cand
-        tasks = task_results_from(results, samples)
+        try:
+            results = read_json(path)
+            samples = {}
+            for task in results.get("results", {}):
+                cand = path.parent / f"samples_{task}_{ts}.jsonl"
+                if cand.is_file():
+                    samples[task] = cand
+            tasks = task_results_from(results, samples)
+        except UNREADABLE as err:
+            _skip(f"{path} skipped: {describe(err)[0]}", skipped)
+            continue
         label = _label_from_config(results, path.parent.name)
         labels[label] = labels.get(label, 0) + 1
         records.append((label, ts, path, tasks))

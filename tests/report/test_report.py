@@ -5,6 +5,7 @@ import json
 import pytest
 
 from passk_plugin.cli import main
+from passk_plugin.outputs import MARKER_FILE
 from passk_plugin.report import build_report
 from passk_plugin.sweep_store import RunStore
 
@@ -42,7 +43,8 @@ def test_build_report_writes_everything_into_run_dir_report(synthetic_run):
     assert sorted(written) == sorted(TABLES + PLOTS)
     for name in TABLES + PLOTS:
         assert (report / name).stat().st_size > 0
-    assert not [p for p in report.iterdir() if p.name.startswith(".")]  # no temp files left
+    hidden = [p.name for p in report.iterdir() if p.name.startswith(".")]
+    assert hidden == [MARKER_FILE]  # passk's output marker, no temp files left
     html = (report / "leaderboard.html").read_text()
     assert html.count("data:image/png;base64,") == len(PLOTS)
     assert "Bias-variance view" in html
@@ -77,3 +79,40 @@ def test_cli(synthetic_run, tmp_path, capsys):
     assert len(doc["rows"]) == 5
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
     assert "run directory not found" in capsys.readouterr().err
+
+
+def test_corrupt_points_are_left_out_and_listed(synthetic_run, tmp_path, capsys):
+    points = RunStore(synthetic_run).points_root
+    (points / "late-T1" / "results.json").write_text('{"results": {\n  "gsm8k_passk": ')
+    (points / "wise-ft_a0.500" / "point.json").write_bytes(b'{"id": "caf\xe9"}\n')
+    assert main(["report", str(synthetic_run), "--out", str(tmp_path / "r"), "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads((tmp_path / "r" / "leaderboard.json").read_text())
+    assert len(doc["rows"]) == 3
+    assert "left out 2 unreadable" in captured.err and "Traceback" not in captured.err
+    assert f"{points / 'late-T1' / 'results.json'}:2: corrupt" in captured.err
+    assert f"{points / 'wise-ft_a0.500' / 'point.json'}:1: not UTF-8" in captured.err
+    skipped: list[str] = []
+    build_report(synthetic_run, out=tmp_path / "r", with_plots=False, skipped=skipped)
+    assert [s.split(" skipped")[0] for s in skipped] == ["point late-T1", "point wise-ft_a0.500"]
+
+
+def test_report_directory_rule(synthetic_run, tmp_path, capsys):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    file_out = tmp_path / "report.html"
+    file_out.write_text("keep")
+    for out, expected in [
+        (notes, "--overwrite"),
+        (file_out, "existing file"),
+        (synthetic_run, "holds the input"),
+    ]:
+        assert main(["report", str(synthetic_run), "--out", str(out), "--no-plots"]) == 2
+        err = capsys.readouterr().err
+        assert str(out) in err and expected in err and "Traceback" not in err
+    assert file_out.read_text() == "keep" and [p.name for p in notes.iterdir()] == ["notes.txt"]
+    assert (
+        main(["report", str(synthetic_run), "--out", str(notes), "--no-plots", "--overwrite"]) == 0
+    )
+    assert (notes / "notes.txt").read_text() == "mine" and (notes / "leaderboard.md").is_file()
