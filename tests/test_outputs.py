@@ -65,3 +65,46 @@ def test_an_existing_file_is_refused(tmp_path):
     with pytest.raises(UsageError, match="existing file"):
         claim_output_dir(target, "report", overwrite=True)
     assert target.read_text() == "keep"
+
+
+# ---------------------------------------------------------------- the commands follow it
+
+
+def test_recipes_out_follows_the_rule(tiny_pair, tmp_path, capsys):
+    from passk_plugin.cli import main
+
+    early, late = tiny_pair
+    grid = ["recipes", "--early", str(early), "--late", str(late), "--alphas", "0,1"]
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    file_out = tmp_path / "grid.txt"
+    file_out.write_text("keep")
+    before = _files(early.parent)
+    for out, flags, expected in [
+        (notes, [], "--overwrite"),
+        (file_out, ["--overwrite"], "existing file"),
+        (early.parent, ["--overwrite"], "holds the input"),
+    ]:
+        assert main([*grid, "--out", str(out), *flags]) == 2
+        err = capsys.readouterr().err
+        assert str(out) in err and expected in err and "Traceback" not in err
+    assert _files(early.parent) == before and file_out.read_text() == "keep"
+    assert [p.name for p in notes.iterdir()] == ["notes.txt"]
+    # Its own directory again (a rerun), and a foreign one with --overwrite.
+    assert main([*grid, "--out", str(tmp_path / "grid")]) == 0
+    assert main([*grid, "--out", str(tmp_path / "grid"), "--alphas", "0.5"]) == 0
+    assert main([*grid, "--out", str(notes), "--overwrite"]) == 0
+    assert (notes / "notes.txt").read_text() == "mine" and (notes / "manifest.json").is_file()
+
+
+def test_demo_out_is_refused_before_any_work(tmp_path, capsys):
+    from passk_plugin.cli import main
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    assert main(["demo", "--quick", "--out", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert str(notes) in err and "--overwrite" in err and "Traceback" not in err
+    assert [p.name for p in notes.iterdir()] == ["notes.txt"]
