@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from passk_plugin.errors import DEBUG_ENV, debug_enabled, describe
+from passk_plugin.quiet import quiet_output
 
 # name -> (module under passk_plugin.cli, one-line help), in the order of the workflow
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -64,6 +65,19 @@ def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
     return argv, debug
 
 
+def _run(name: str, rest: list[str]) -> int:
+    module = _load(name)
+    if hasattr(module, "main"):  # pass-through commands parse their own arguments
+        return int(module.main(rest) or 0)
+    parser = argparse.ArgumentParser(prog=f"passk {name}", description=SUBCOMMANDS[name][1])
+    module.add_arguments(parser)
+    parser.add_argument(
+        "--debug", action="store_true", help=f"show tracebacks on errors (or {DEBUG_ENV}=1)"
+    )
+    args = parser.parse_args(rest)
+    return int(module.run(args) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, debug = _split_debug(argv)
@@ -89,16 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     name, rest = argv[0], argv[1:]
     try:
-        module = _load(name)
-        if hasattr(module, "main"):  # pass-through commands parse their own arguments
-            return int(module.main(rest) or 0)
-        parser = argparse.ArgumentParser(prog=f"passk {name}", description=SUBCOMMANDS[name][1])
-        module.add_arguments(parser)
-        parser.add_argument(
-            "--debug", action="store_true", help=f"show tracebacks on errors (or {DEBUG_ENV}=1)"
-        )
-        args = parser.parse_args(rest)
-        return int(module.run(args) or 0)
+        with quiet_output():  # before any command module imports tqdm (see quiet.py)
+            return _run(name, rest)
     except KeyboardInterrupt:
         if debug:
             raise
