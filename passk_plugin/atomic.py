@@ -33,18 +33,28 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return path
 
 
-def umask_file_mode() -> int:
-    """The mode a new file gets under the process's umask (0644 under umask 022)."""
-    try:  # Linux reports it without changing it (os.umask can only be read by setting it)
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:  # Linux reports it (os.umask can only be read by setting it, racing other threads)
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
+                    return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
     mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def umask_file_mode() -> int:
+    """The mode a new file gets under the umask (0644 under umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def umask_dir_mode() -> int:
+    """The mode a new directory gets under the umask (0755 under umask 022)."""
+    return 0o777 & ~current_umask()
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

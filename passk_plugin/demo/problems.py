@@ -17,13 +17,13 @@ while Pass@1, carried by the problems built from seen facts, keeps rising.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from passk_plugin.atomic import atomic_write_text
 
 NAMES_HE = ["Tom", "Sam", "Ben", "Leo", "Max", "Dan", "Joe", "Ali", "Raj", "Ken"]
 NAMES_SHE = ["Ann", "Mia", "Eva", "Zoe", "Amy", "Ivy", "Kim", "Lea", "Nia", "Sue"]
@@ -257,16 +257,7 @@ def split_problems(n_train: int, n_test: int, seed: int = 0) -> tuple[list[Probl
 
 
 def _write_jsonl(path: Path, records: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in records))
 
 
 def write_jsonl_dataset(

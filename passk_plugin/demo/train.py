@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from passk_plugin.atomic import umask_dir_mode
 from passk_plugin.demo.problems import (
     completion_text,
     prompt_text,
@@ -231,6 +232,7 @@ def train_demo_checkpoints(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads())
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".training-"))
+    tmp.chmod(umask_dir_mode())  # mkdtemp's 0700 would hide the checkpoints from others
     try:
         saved: dict[str, dict] = {}
 

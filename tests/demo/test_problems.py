@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from passk_plugin.atomic import umask_file_mode
 from passk_plugin.demo.problems import (
     TEMPLATES,
     final_answer,
@@ -102,7 +103,8 @@ def test_write_jsonl_dataset_layout(tmp_path):
     assert all(set(row) == {"question", "answer"} for row in rows)
     assert [row["question"] for row in rows] == [p.question for p in split_problems(30, 10, 2)[1]]
     assert len(train_path.read_text().splitlines()) == 30
-    assert not list((tmp_path / "gsm8k").glob("*.tmp"))
+    assert not list((tmp_path / "gsm8k").glob(".*"))  # no temporary left
+    assert test_path.stat().st_mode & 0o777 == umask_file_mode()  # not mkstemp's 0600
 
 
 def test_gsm8k_grader_reads_the_gold_answers():

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from passk_plugin.atomic import umask_dir_mode
 from passk_plugin.demo import train as train_module
 from passk_plugin.demo.problems import split_problems
 from passk_plugin.demo.train import DemoTrainConfig, run_data_dir, train_demo_checkpoints
@@ -77,6 +78,7 @@ def test_training_records_its_settings(trained):
     assert recorded["steps"] == CI_RUN["steps"]
     assert recorded["version"] == train_module.TRAINING_VERSION
     assert not list(early_dir.parent.parent.glob(".training-*"))
+    assert early_dir.parent.stat().st_mode & 0o777 == umask_dir_mode()  # not mkdtemp's 0700
 
 
 @pytest.mark.slow
