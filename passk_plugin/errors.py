@@ -44,27 +44,32 @@ def debug_enabled() -> bool:
 # ---------------------------------------------------------------- reading files
 
 
-def decode_utf8(data: bytes, path: str | os.PathLike[str], first_line: int = 1) -> str:
-    """`data` as UTF-8 text; a UsageError naming the file and line where it is not."""
+def decode_utf8(
+    data: bytes,
+    path: str | os.PathLike[str],
+    first_line: int = 1,
+    error: type[PasskError] = UsageError,
+) -> str:
+    """`data` as UTF-8 text; `error` (a UsageError) naming the file and line where it is not."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = first_line + data.count(b"\n", 0, err.start)
         column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
-        raise UsageError(
+        raise error(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x} at column {column}); "
             "save the file as UTF-8"
         ) from None
 
 
-def read_text(path: str | os.PathLike[str]) -> str:
+def read_text(path: str | os.PathLike[str], error: type[PasskError] = UsageError) -> str:
     """A UTF-8 text file's contents, with a file-and-line error for other encodings."""
-    return decode_utf8(Path(path).read_bytes(), path)
+    return decode_utf8(Path(path).read_bytes(), path, error=error)
 
 
 def read_json_file(path: str | os.PathLike[str], *, what: str = "file", fix: str = "") -> Any:
-    """A JSON file's contents; DataError naming the file and line when it is corrupt."""
-    text = read_text(path)
+    """A stored JSON file's contents; DataError naming the file and line when it is corrupt."""
+    text = read_text(path, error=DataError)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

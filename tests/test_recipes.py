@@ -343,3 +343,12 @@ def test_cli_errors_are_one_line_and_write_nothing(
     assert code == 2
     assert message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_corrupt_manifest_names_the_file_and_the_fix(tmp_path):
+    from passk_plugin.errors import DataError
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text('{"format": "passk-recipes/1",\n  "points": [')
+    with pytest.raises(DataError, match=rf"^{manifest}:2: corrupt recipe manifest.*passk recipes"):
+        read_manifest(tmp_path)

@@ -108,3 +108,16 @@ def test_clean_partial_removes_killed_merges_and_remove_merged(tmp_path):
     assert store.merged_dir("q").is_dir()  # a finished merge is reused on rerun
     store.remove_merged("q")
     assert not (store.root / "merged").exists()
+
+
+def test_corrupt_settings_name_the_file_and_the_fix(tmp_path):
+    from passk_plugin.errors import DataError
+    from passk_plugin.sweep_store import RunStore
+
+    store = RunStore(tmp_path)
+    store.settings_path.write_bytes(b'{"tasks": ["gsm8k_passk"],\n\x00\xff')
+    with pytest.raises(DataError, match=rf"^{store.settings_path}:2: "):
+        store.read_settings()
+    store.settings_path.write_text('{"tasks": \n')
+    with pytest.raises(DataError, match="corrupt sweep settings file.*--force"):
+        store.read_settings()

@@ -96,7 +96,7 @@ def read_samples(path: Path, filt: str | None) -> list[dict[str, Any]]:
     rows = []
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            line = decode_utf8(raw, path, lineno)
+            line = decode_utf8(raw, path, lineno, error=DataError)
             if line.strip():
                 try:
                     row = json.loads(line)
