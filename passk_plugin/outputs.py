@@ -78,7 +78,7 @@ def claim_output_dir(
     """
     out = _resolved(path)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"{flag} {path}: is an existing file, not a directory; choose a new path")
+        raise UsageError(f"{flag} {path}: is a file, not a directory; choose a new path")
     for item in inputs:
         ref = Path(item).expanduser()
         if not ref.exists():

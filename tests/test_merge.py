@@ -468,7 +468,7 @@ def test_out_that_is_a_file_is_refused(recipes, tmp_path, capsys):
     target.write_text("keep me")
     assert passk(["merge", str(recipes["wise-ft_a0.300"]), str(target), "--overwrite"]) == 2
     err = capsys.readouterr().err
-    assert "existing file" in err and str(target) in err and "Traceback" not in err
+    assert "is a file, not a directory" in err and str(target) in err and "Traceback" not in err
     assert target.read_text() == "keep me"
 
 

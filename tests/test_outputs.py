@@ -62,7 +62,7 @@ def test_inputs_are_protected_even_with_overwrite(tmp_path):
 def test_an_existing_file_is_refused(tmp_path):
     target = tmp_path / "report.html"
     target.write_text("keep")
-    with pytest.raises(UsageError, match="existing file"):
+    with pytest.raises(UsageError, match="is a file, not a directory"):
         claim_output_dir(target, "report", overwrite=True)
     assert target.read_text() == "keep"
 
@@ -83,7 +83,7 @@ def test_recipes_out_follows_the_rule(tiny_pair, tmp_path, capsys):
     before = _files(early.parent)
     for out, flags, expected in [
         (notes, [], "--overwrite"),
-        (file_out, ["--overwrite"], "existing file"),
+        (file_out, ["--overwrite"], "is a file, not a directory"),
         (early.parent, ["--overwrite"], "holds the input"),
     ]:
         assert main([*grid, "--out", str(out), *flags]) == 2

@@ -104,3 +104,22 @@ def test_preflight_reads_the_default_n_without_a_model():
     infos = preflight.task_infos(EvalSettings(tasks=["gsm8k_passk", "math500_passk_zeroshot"]))
     assert infos["gsm8k_passk"].default_n == 16 and infos["gsm8k_passk"].bench == "gsm8k"
     assert infos["math500_passk_zeroshot"].bench == "math500"
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_the_output_directory_rule(tmp_path, tiny_pair, capsys, no_work):
+    early, late = tiny_pair
+    notes = tmp_path / "run"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    _refused(_sweep(tmp_path, early, late), capsys, str(notes), "--overwrite")
+    assert _files(notes) == {"notes.txt": b"mine"}
+    # The checkpoints' parent: refused even with --overwrite, nothing written or deleted.
+    before = _files(early.parent)
+    argv = _sweep(tmp_path, early, late, "--overwrite")
+    argv[argv.index(str(notes))] = str(early.parent)
+    _refused(argv, capsys, str(early.parent), "holds the input")
+    assert _files(early.parent) == before

@@ -101,6 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="discard stored points made with other settings and start over",
     )
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="use an existing --out that is not a passk run directory (its files are kept; "
+        "never one holding the checkpoints)",
+    )
     r.add_argument("--no-report", action="store_true", help="skip the report at the end")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -223,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
             executor=args.executor,
             executor_options=executor_options(args),
             force=args.force,
+            overwrite=args.overwrite,
             report=not args.no_report,
             progress=not args.no_progress,
         )

@@ -9,11 +9,12 @@ from typing import Any
 from passk_plugin.errors import UsageError
 from passk_plugin.executors.base import Executor, PointFailures
 from passk_plugin.grid import GridPoint
+from passk_plugin.outputs import claim_output_dir, write_marker
 from passk_plugin.sweep.grids import GridRequest, build_points
 from passk_plugin.sweep.preflight import preflight
 from passk_plugin.sweep.reconcile import reconcile_settings
 from passk_plugin.sweep.settings import EvalSettings, PointResult, RunOptions, SweepContext
-from passk_plugin.sweep_store import RunStore
+from passk_plugin.sweep_store import SETTINGS_FILE, RunStore
 
 EXECUTORS = ("local", "ray")
 
@@ -49,19 +50,31 @@ def run_sweep(
     *,
     executor: str | Executor = "local",
     force: bool = False,
+    overwrite: bool = False,
     report: bool = True,
     progress: bool = True,
 ) -> list[PointResult]:
     """Run (or resume) a sweep over `points` in run_dir, then build its report.
 
-    Everything is checked first (`preflight`: tasks, k ≤ n, data, checkpoints, the output
-    directory); sweep.json is written only once all of that passed.
+    Everything is checked first: the run directory follows passk's output rule
+    (:func:`passk_plugin.outputs.claim_output_dir`: new, empty or a run directory, else
+    ``overwrite``; never one holding a checkpoint), then `preflight` (tasks, k ≤ n, data,
+    checkpoints, writability); sweep.json is written only once all of that passed.
     """
     options = options or RunOptions()
+    claim_output_dir(
+        run_dir,
+        "sweep",
+        overwrite=overwrite,
+        inputs=sorted({ref for p in points for ref in p.checkpoints}),
+        recognise=lambda path: (path / SETTINGS_FILE).is_file(),
+        create=False,
+    )
     preflight(run_dir, points, settings, options)
     ex = make_executor(executor, progress=progress) if isinstance(executor, str) else executor
     store = RunStore(run_dir)
     store.root.mkdir(parents=True, exist_ok=True)
+    write_marker(store.root, "sweep")
     all_points = reconcile_settings(store, settings, points, force)
     store.clean_partial()
     if not options.keep_merged:
@@ -96,6 +109,7 @@ def sweep(
     executor: str = "local",
     executor_options: dict[str, Any] | None = None,
     force: bool = False,
+    overwrite: bool = False,
     report: bool = True,
     progress: bool = True,
 ) -> list[PointResult]:
@@ -113,6 +127,7 @@ def sweep(
         options,
         executor=ex,
         force=force,
+        overwrite=overwrite,
         report=report,
         progress=progress,
     )

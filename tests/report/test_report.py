@@ -105,7 +105,7 @@ def test_report_directory_rule(synthetic_run, tmp_path, capsys):
     file_out.write_text("keep")
     for out, expected in [
         (notes, "--overwrite"),
-        (file_out, "existing file"),
+        (file_out, "is a file, not a directory"),
         (synthetic_run, "holds the input"),
     ]:
         assert main(["report", str(synthetic_run), "--out", str(out), "--no-plots"]) == 2
