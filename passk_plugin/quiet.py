@@ -7,7 +7,9 @@ which in a log file means cursor-movement escape codes and carriage returns at e
 
 :func:`quiet_output` (the CLI wraps every command in it):
 
-- logs warnings through one stderr handler that lets each distinct message through once;
+- logs warnings through one stderr handler that lets each distinct message through once,
+  and prints Python warnings as one line each (``warning: <message>``, without the source
+  file and line of the library that raised them);
 - when stderr is not a terminal, switches off the progress bars of libraries that leave the
   choice to tqdm's or the hub's defaults (``TQDM_DISABLE``, ``HF_HUB_DISABLE_PROGRESS_BARS``),
   keeps every remaining bar on one line (``TQDM_POSITION=0``: no escape codes) and updates
@@ -22,6 +24,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -79,13 +82,27 @@ def quiet_output(stream: TextIO | None = None) -> Iterator[None]:
                 os.environ[key] = value
                 added.append(key)
     handler = install_log_handler(stream)
+    previous_showwarning = warnings.showwarning
+    warnings.showwarning = _one_line_warning(stream)
     try:
         yield
     finally:
+        warnings.showwarning = previous_showwarning
         if handler is not None:
             logging.getLogger().removeHandler(handler)
         for key in added:
             os.environ.pop(key, None)
+
+
+def _one_line_warning(stream: TextIO):
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        del category, filename, lineno, line  # where in a library it was raised: not for users
+        try:
+            (file or stream).write(f"warning: {message}\n")
+        except (OSError, ValueError):
+            pass  # a closed or broken stream must not turn a warning into a failure
+
+    return show
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # A sweep's shape: passk's own bar around per-point upstream work that warns and shows bars.
 SWEEP_LIKE = """
-import logging, sys
+import logging, sys, warnings
 from passk_plugin.quiet import quiet_output
 with quiet_output():
     from tqdm import tqdm
@@ -21,6 +21,7 @@ with quiet_output():
     for point in range(3):
         logging.getLogger("lm_eval.evaluator").warning("generation_kwargs specified through cli")
         logging.getLogger("lm_eval.evaluator").warning("point %d started", point)
+        warnings.warn("stored in an older shape", UserWarning)
         for _ in tqdm(range(5), desc="building contexts"):  # leaves `disable` to tqdm
             pass
         bar = tqdm(total=5, desc="Running generate_until requests", disable=False)
@@ -49,6 +50,7 @@ def test_a_logged_sweep_has_no_escape_codes_and_no_repeated_warnings():
     assert "\x1b[" not in log  # no cursor movement from nested bars
     assert log.count("generation_kwargs specified through cli") == 1
     assert all(f"point {i} started" in log for i in range(3))  # distinct messages all kept
+    assert log.count("warning: stored in an older shape\n") == 1 and "warnings.warn" not in log
     assert "building contexts" not in log  # upstream bars that defer to tqdm: off in a log
     assert "sweep" in log and "Running generate_until requests" in log
 
