@@ -42,6 +42,7 @@ start here:
   passk eval --model hf-passk --model_args pretrained=MODEL --tasks gsm8k_passk --n 8
   passk sweep --early CKPT_EARLY --late CKPT_LATE --tasks gsm8k_passk --out runs/wiseft
   passk report runs/wiseft    then open runs/wiseft/report/leaderboard.html
+  passk compare runs/wiseft/points/A runs/wiseft/points/B    is the difference real?
 
 `passk COMMAND --help` lists a command's options. Errors are one or two lines; pass --debug
 (or set {DEBUG_ENV}=1) to see the full traceback."""
