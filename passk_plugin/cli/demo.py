@@ -14,6 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="a reduced demo (seconds of training, few problems)"
     )
     parser.add_argument("--seed", type=int, help="training seed [0]")
+    parser.add_argument(
+        "--temperature", type=float, help="sampling temperature of every evaluated point [1.0]"
+    )
+    parser.add_argument("--n", type=int, help="samples per problem (Pass@k up to k = n) [16]")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--overwrite",
@@ -33,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         recognise=lambda path: (path / "checkpoints").is_dir() or (path / "run").is_dir(),
     )
     config = DemoConfig.quick() if args.quick else DemoConfig()
-    config = with_overrides(config, seed=args.seed)
+    config = with_overrides(config, seed=args.seed, temperature=args.temperature, n=args.n)
     print(describe(config), flush=True)
     files = run_demo(args.out, config, progress=not args.no_progress)
     board = files.get("leaderboard.md")

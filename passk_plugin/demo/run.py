@@ -1,9 +1,9 @@
-"""The offline demo, end to end: train two checkpoints of one run, sweep, report.
+"""The offline demo, end to end: train one fine-tuning run, sweep, report.
 
 Everything happens under one output directory, on CPU, without the hub:
 
-    OUT/checkpoints/run-<hash>/{early,late}   trained once, then cached
-    OUT/checkpoints/run-<hash>/data/gsm8k/    its problems (PASSK_DATA_DIR layout)
+    OUT/checkpoints/run-<hash>/checkpoint-<step>  trained once, then cached (0 = base)
+    OUT/checkpoints/run-<hash>/data/gsm8k/        its problems (PASSK_DATA_DIR layout)
     OUT/run/                                  a `passk sweep` run directory, report included
 
 The evaluation is the real path: mergekit recipes, lm_eval with `gsm8k_passk_zeroshot` (the
@@ -23,13 +23,18 @@ TASK = "gsm8k_passk_zeroshot"
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """What the demo trains and evaluates. `quick()` is the reduced version CI runs."""
+    """What the demo trains and evaluates. `quick()` is the reduced version CI runs.
+
+    Sampling is fixed before looking at any result: T = 1.0 samples the models' own
+    distributions, so Pass@k measures the diversity training left them, and n = 16 resolves
+    each problem's success rate to 1/16 at a cost two CPU cores can pay in minutes.
+    """
 
     train: DemoTrainConfig = field(default_factory=DemoTrainConfig)
     alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-    temperatures: tuple[float, ...] = (0.3, 1.0)
-    sampling_temperature: float = 0.6
-    n: int = 8
+    temperatures: tuple[float, ...] = (0.5, 0.7, 1.3)
+    sampling_temperature: float = 1.0
+    n: int = 16
     max_gen_toks: int = 48
     limit: int | None = None
     seed: int = 1234
@@ -38,7 +43,16 @@ class DemoConfig:
     @classmethod
     def quick(cls) -> DemoConfig:
         return cls(
-            train=DemoTrainConfig(n_train=200, n_test=8, steps=40, early_step=20, warmup_steps=5),
+            train=DemoTrainConfig(
+                n_test=8,
+                n_pretrain=400,
+                pretrain_steps=40,
+                n_train=100,
+                steps=40,
+                early_step=20,
+                checkpoint_steps=(20, 40),
+                warmup_steps=5,
+            ),
             alphas=(0.0, 0.5, 1.0),
             temperatures=(1.0,),
             n=4,
@@ -81,17 +95,21 @@ def describe(config: DemoConfig) -> str:
     t = config.train
     return (
         f"passk demo: training a {t.num_layers}-layer Llama-style model (hidden {t.hidden_size}) "
-        f"on {t.n_train} generated word problems for {t.steps} steps (early checkpoint at step "
+        f"on {t.n_pretrain} varied word problems ({t.pretrain_steps} steps), then fine-tuning it "
+        f"on {t.n_train} narrow ones for {t.steps} steps (early checkpoint at step "
         f"{t.early_step}), then evaluating {len(config.alphas)} WiSE-FT points "
         f"(alpha {', '.join(f'{a:g}' for a in config.alphas)}) and the late checkpoint at "
         f"temperature {', '.join(f'{x:g}' for x in config.temperatures)} with {TASK}, "
-        f"n={config.n} samples on {t.n_test} held-out problems."
+        f"n={config.n} samples at temperature {config.sampling_temperature:g} on {t.n_test} "
+        "held-out problems."
     )
 
 
 def with_overrides(config: DemoConfig, **changes) -> DemoConfig:
     """A copy with the given fields changed (None values are ignored)."""
     changes = {k: v for k, v in changes.items() if v is not None}
+    if "temperature" in changes:
+        changes["sampling_temperature"] = changes.pop("temperature")
     train_changes = {k: changes.pop(k) for k in list(changes) if k in ("seed", "steps")}
     if train_changes:
         changes["train"] = dataclasses.replace(config.train, **train_changes)

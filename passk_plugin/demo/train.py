@@ -1,11 +1,20 @@
-"""Train the demo's early and late checkpoints of one fine-tuning run, on CPU, offline.
+"""Train the demo's fine-tuning run, on CPU, offline: a broad stage, then narrow SFT.
 
-A tiny Llama-style model learns the generated word problems of `problems.py` from scratch.
-The early checkpoint is taken once the model has learned the answer format and solves some
-held-out problems, still sampling varied answers; the late one after many more epochs over
-the same small training set, when it has grown confident in its (not always right)
-answers. Both come from one run and share one architecture, so mergekit can interpolate
-them.
+The setting imitates the one Dang et al. study, fine-tuning a pretrained model on a narrow
+reasoning set for many epochs:
+
+1. *Broad stage* ("pretraining"): a tiny Llama-style model learns, from scratch, a few
+   thousand varied problems (`problems.pretraining_records`: many problem types, several
+   solution paths and styles), each seen about once, under a warm-up and cosine-decay
+   schedule. Its end is saved as `checkpoint-0`, the pretrained base of the fine-tuning.
+2. *Fine-tuning*: from that base, many epochs over a small narrow set (the held-out
+   problems' templates, solved one way), at a constant learning rate, saving
+   `checkpoint-<step>` along the way. Early checkpoints have learned the narrow format and
+   still sample the base's varied paths; late ones have memorised the small set and grew
+   confident on held-out problems too, right or wrong.
+
+All checkpoints come from one run and share one architecture and tokenizer, so mergekit can
+interpolate any two of them.
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -23,6 +34,7 @@ from pathlib import Path
 from passk_plugin.atomic import umask_dir_mode
 from passk_plugin.demo.problems import (
     completion_text,
+    pretraining_records,
     prompt_text,
     split_problems,
     write_jsonl_dataset,
@@ -30,23 +42,23 @@ from passk_plugin.demo.problems import (
 
 # Bump when the training procedure or the problem generator changes in a way the settings do
 # not capture: cached runs of an older version are then trained afresh.
-TRAINING_VERSION = "2"
+TRAINING_VERSION = "3"
+
+CHECKPOINT_PREFIX = "checkpoint-"
+_CHECKPOINT_NAME = re.compile(rf"{CHECKPOINT_PREFIX}(\d+)")
 
 
 @dataclass(frozen=True)
 class DemoTrainConfig:
     """Every setting that shapes the demo checkpoints (all of it keys the cache).
 
-    The defaults: 800 training problems, batches of 32, so the early checkpoint (step 300)
-    has seen each problem 12 times and the late one (step 2400) 96 times. At step 300 the
-    model writes the answer format and the memorised tables but samples widely on the facts
-    it has not seen; by step 2400 it answers nearly all training problems and collapses to
-    one or two answers per held-out problem.
+    Steps count fine-tuning steps; the broad stage runs `pretrain_steps` before step 0.
     """
 
     seed: int = 0
-    n_train: int = 800
     n_test: int = 128
+    n_pretrain: int = 4000
+    n_train: int = 200
     vocab_size: int = 1024
     split_digits: bool = False
     hidden_size: int = 128
@@ -54,12 +66,15 @@ class DemoTrainConfig:
     num_layers: int = 2
     num_heads: int = 4
     batch_size: int = 32
-    lr: float = 3e-3
-    min_lr: float = 3e-3
+    pretrain_steps: int = 1000
+    pretrain_lr: float = 3e-3
+    pretrain_min_lr: float = 3e-4
     warmup_steps: int = 50
+    lr: float = 1e-3
     weight_decay: float = 0.0
-    steps: int = 2400
-    early_step: int = 300
+    steps: int = 1200
+    early_step: int = 50
+    checkpoint_steps: tuple[int, ...] = (50, 150, 400, 800, 1200)
 
     def __post_init__(self) -> None:
         if not 0 < self.early_step < self.steps:
@@ -67,14 +82,31 @@ class DemoTrainConfig:
                 f"early_step must lie strictly between 0 and steps; got early_step="
                 f"{self.early_step}, steps={self.steps}"
             )
+        if any(not 0 < s <= self.steps for s in self.checkpoint_steps):
+            raise ValueError(
+                f"checkpoint_steps must lie in 1..steps ({self.steps}); got {self.checkpoint_steps}"
+            )
         for name in ("n_train", "n_test", "batch_size", "hidden_size", "num_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("n_pretrain", "pretrain_steps", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if (self.n_pretrain == 0) != (self.pretrain_steps == 0):
+            raise ValueError(
+                f"the broad stage needs both problems and steps, or neither; got "
+                f"n_pretrain={self.n_pretrain}, pretrain_steps={self.pretrain_steps}"
+            )
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads "
                 f"({self.num_heads})"
             )
+
+    @property
+    def saved_steps(self) -> tuple[int, ...]:
+        """Fine-tuning steps saved as checkpoint-<step>; 0 is the pretrained base."""
+        return tuple(sorted({0, self.early_step, self.steps, *self.checkpoint_steps}))
 
     def cache_key(self) -> str:
         payload = json.dumps(
@@ -109,13 +141,64 @@ def _batch(examples, indices, pad_id: int):
     return input_ids, mask, labels
 
 
-def _lr_at(step: int, cfg: DemoTrainConfig) -> float:
-    import math
+def pretrain_lr_at(step: int, cfg: DemoTrainConfig) -> float:
+    """Broad stage: linear warm-up, then cosine decay from pretrain_lr to pretrain_min_lr."""
+    if step < cfg.warmup_steps:
+        return cfg.pretrain_lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.pretrain_steps - cfg.warmup_steps)
+    spread = cfg.pretrain_lr - cfg.pretrain_min_lr
+    return cfg.pretrain_min_lr + 0.5 * spread * (1 + math.cos(math.pi * min(1.0, progress)))
 
+
+def finetune_lr_at(step: int, cfg: DemoTrainConfig) -> float:
+    """Fine-tuning: linear warm-up, then constant, so late epochs keep moving the weights."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+    return cfg.lr
+
+
+def _train_stage(
+    model,
+    examples,
+    *,
+    steps: int,
+    lr_at: Callable[[int], float],
+    cfg: DemoTrainConfig,
+    pad_id: int,
+    generator,
+    desc: str,
+    on_step: Callable[[int, object], None] | None,
+    progress: bool,
+) -> None:
+    """`steps` optimiser steps of shuffled epochs over `examples`, with a fresh AdamW."""
+    import torch
+    from tqdm.auto import tqdm
+
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=lr_at(0), weight_decay=cfg.weight_decay, betas=(0.9, 0.98)
+    )
+    batch = min(cfg.batch_size, len(examples))
+    order = torch.randperm(len(examples), generator=generator).tolist()
+    cursor = 0
+    bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress)
+    for step in bar:
+        if cursor + batch > len(order):
+            order = torch.randperm(len(examples), generator=generator).tolist()
+            cursor = 0
+        indices = order[cursor : cursor + batch]
+        cursor += batch
+        input_ids, mask, labels = _batch(examples, indices, pad_id)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step - 1)
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step % 25 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if on_step is not None:
+            on_step(step, model)
 
 
 def run_training(
@@ -125,17 +208,21 @@ def run_training(
     on_step: Callable[[int, object], None] | None = None,
     progress: bool = True,
 ):
-    """Train from scratch; returns (model, tokenizer). on_step(step, model) runs after each step."""
+    """Broad stage, then fine-tuning; returns (model, tokenizer).
+
+    on_step(step, model) runs at fine-tuning step 0 (the pretrained base) and after each
+    fine-tuning step.
+    """
     import torch
-    from tqdm.auto import tqdm
     from transformers import LlamaForCausalLM
 
     from passk_plugin.demo.tiny import build_tiny_llama, build_tokenizer
 
-    train, _ = split_problems(cfg.n_train, cfg.n_test, cfg.seed)
-    records = [p.to_record() for p in train]
+    train, test = split_problems(cfg.n_train, cfg.n_test, cfg.seed)
+    narrow = [p.to_record() for p in train]
+    broad = pretraining_records(cfg.n_pretrain, cfg.seed, exclude=frozenset(p.key for p in test))
     tokenizer = build_tokenizer(
-        [prompt_text(r["question"]) + completion_text(r["answer"]) for r in records],
+        [prompt_text(r["question"]) + completion_text(r["answer"]) for r in broad + narrow],
         vocab_size=cfg.vocab_size,
         split_digits=cfg.split_digits,
     )
@@ -151,34 +238,31 @@ def run_training(
     model = LlamaForCausalLM.from_pretrained(init_dir)
     shutil.rmtree(init_dir)
     model.train()
-    examples = encode_examples(tokenizer, records)
 
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98)
+    common = dict(cfg=cfg, pad_id=tokenizer.pad_token_id, generator=generator, progress=progress)
+    if cfg.pretrain_steps:
+        _train_stage(
+            model,
+            encode_examples(tokenizer, broad),
+            steps=cfg.pretrain_steps,
+            lr_at=lambda step: pretrain_lr_at(step, cfg),
+            desc="demo: broad stage",
+            on_step=None,
+            **common,
+        )
+    if on_step is not None:
+        on_step(0, model)
+    _train_stage(
+        model,
+        encode_examples(tokenizer, narrow),
+        steps=cfg.steps,
+        lr_at=lambda step: finetune_lr_at(step, cfg),
+        desc="demo: fine-tuning",
+        on_step=on_step,
+        **common,
     )
-    order = torch.randperm(len(examples), generator=generator).tolist()
-    cursor = 0
-    bar = tqdm(range(1, cfg.steps + 1), desc="training demo model", disable=not progress)
-    for step in bar:
-        if cursor + cfg.batch_size > len(order):
-            order = torch.randperm(len(examples), generator=generator).tolist()
-            cursor = 0
-        indices = order[cursor : cursor + cfg.batch_size]
-        cursor += cfg.batch_size
-        input_ids, mask, labels = _batch(examples, indices, tokenizer.pad_token_id)
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step - 1, cfg)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if step % 25 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        if on_step is not None:
-            on_step(step, model)
     model.eval()
     return model, tokenizer
 
@@ -197,9 +281,18 @@ def default_threads() -> int:
     return max(1, min(cores, round(cores - busy)))
 
 
-def _save(model, tokenizer, out: Path) -> None:
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / f"{CHECKPOINT_PREFIX}{step}"
+
+
+def saved_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, directory) of every `checkpoint-<step>` in a demo run, by step."""
+    found = []
+    for path in Path(run_dir).iterdir():
+        match = _CHECKPOINT_NAME.fullmatch(path.name)
+        if match and path.is_dir():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
 
 
 def train_demo_checkpoints(
@@ -210,21 +303,20 @@ def train_demo_checkpoints(
     threads: int | None = None,
     **overrides,
 ) -> tuple[Path, Path]:
-    """Train (or reuse) the demo run; returns the early and late checkpoint directories.
+    """Train (or reuse) the demo run; returns its early and late checkpoint directories.
 
     Settings come from `config` with keyword overrides (e.g. seed=1, steps=200). The run is
-    cached under out_dir by a hash of every setting, so a second call returns at once. Beside
-    the two checkpoints the run directory holds `data/gsm8k/{train,test}.jsonl`, the problems
-    it was trained on and its held-out set (see `run_data_dir`), for PASSK_DATA_DIR.
+    cached under out_dir by a hash of every setting, so a second call returns at once. The
+    run directory holds `checkpoint-<step>` for every saved fine-tuning step (0 is the
+    pretrained base; see `saved_checkpoints`) and `data/gsm8k/{train,test}.jsonl`, the narrow
+    problems it was fine-tuned on and its held-out set (see `run_data_dir`).
     """
-    import copy
-
     import torch
 
     cfg = dataclasses.replace(config or DemoTrainConfig(), **overrides)
     root = Path(out_dir).resolve()
     final = root / f"run-{cfg.cache_key()}"
-    early_dir, late_dir = final / "early", final / "late"
+    early_dir, late_dir = checkpoint_dir(final, cfg.early_step), checkpoint_dir(final, cfg.steps)
     if (final / "config.json").exists():
         return early_dir, late_dir
 
@@ -234,16 +326,16 @@ def train_demo_checkpoints(
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".training-"))
     tmp.chmod(umask_dir_mode())  # mkdtemp's 0700 would hide the checkpoints from others
     try:
-        saved: dict[str, dict] = {}
+        wanted = set(cfg.saved_steps)
 
-        def keep_early(step: int, model) -> None:
-            if step == cfg.early_step:
-                saved["early"] = copy.deepcopy(model.state_dict())
+        def save_checkpoint(step: int, model) -> None:
+            if step in wanted:
+                model.save_pretrained(checkpoint_dir(tmp, step), safe_serialization=True)
 
-        model, tokenizer = run_training(cfg, tmp, on_step=keep_early, progress=progress)
-        _save(model, tokenizer, tmp / "late")
-        model.load_state_dict(saved["early"])
-        _save(model, tokenizer, tmp / "early")
+        _, tokenizer = run_training(cfg, tmp, on_step=save_checkpoint, progress=progress)
+        # The tokenizer is fixed before training starts; each checkpoint gets a copy.
+        for step in cfg.saved_steps:
+            tokenizer.save_pretrained(checkpoint_dir(tmp, step))
         write_jsonl_dataset(tmp / "data", cfg.n_train, cfg.n_test, cfg.seed)
         (tmp / "config.json").write_text(
             json.dumps({"version": TRAINING_VERSION, **dataclasses.asdict(cfg)}, indent=2)
@@ -261,7 +353,7 @@ def train_demo_checkpoints(
 
 
 def run_data_dir(checkpoint_dir: str | Path) -> Path:
-    """The PASSK_DATA_DIR of a demo run, given either of its checkpoint directories."""
+    """The PASSK_DATA_DIR of a demo run, given any of its checkpoint directories."""
     data = Path(checkpoint_dir).resolve().parent / "data"
     if not (data / "gsm8k" / "test.jsonl").exists():
         raise FileNotFoundError(

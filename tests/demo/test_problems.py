@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import operator
+import random
 import re
 from pathlib import Path
 
@@ -9,10 +10,14 @@ import pytest
 
 from passk_plugin.atomic import umask_file_mode
 from passk_plugin.demo.problems import (
+    BROAD_TEMPLATES,
+    STYLES,
     TEMPLATES,
     final_answer,
     generate_problems,
+    pretraining_records,
     prompt_text,
+    render_reasoning,
     split_problems,
     training_text,
     write_jsonl_dataset,
@@ -40,10 +45,60 @@ def test_answers_recompute_from_their_equations():
 
 def test_every_operand_comes_from_the_question_or_an_earlier_step():
     for problem in generate_problems(300, seed=4):
+        for path in problem.paths:
+            known = {int(n) for n in re.findall(r"\d+", problem.question)}
+            for left, _, right, result in path:
+                assert left in known and right in known, problem
+                known.add(result)
+
+
+def test_every_solution_path_computes_the_answer():
+    rng = random.Random(0)
+    problems = [fn(rng) for fn, _ in BROAD_TEMPLATES for _ in range(200)]
+    assert max(len(p.paths) for p in problems) >= 3
+    for problem in problems:
+        assert len(set(problem.paths)) == len(problem.paths), problem
+        for path in problem.paths:
+            for left, op, right, result in path:
+                if op == "/":
+                    assert left % right == 0
+                assert OPS[op](left, right) == result > 0, problem
+            assert path[-1][3] == problem.value
         known = {int(n) for n in re.findall(r"\d+", problem.question)}
-        for left, _, right, result in problem.steps:
-            assert left in known and right in known, problem
-            known.add(result)
+        for path in problem.paths:
+            seen = set(known)
+            for left, _, right, result in path:
+                assert left in seen and right in seen, problem
+                seen.add(result)
+
+
+def test_styles_render_the_same_equations():
+    steps = ((2, "*", 3, 6), (6, "+", 4, 10))
+    for style in STYLES:
+        assert EQUATION.findall(render_reasoning(steps, style).replace(",", ".")) == [
+            ("2", "*", "3", "6"),
+            ("6", "+", "4", "10"),
+        ]
+    with pytest.raises(ValueError, match="style"):
+        render_reasoning(steps, "poem")
+
+
+def test_broad_stage_is_varied_and_shares_nothing_with_the_held_out_set():
+    _, test = split_problems(200, 128, seed=2)
+    held_out = frozenset(p.key for p in test)
+    records = pretraining_records(3000, seed=2, exclude=held_out)
+    assert len(records) == len({r["question"] for r in records}) == 3000
+    assert not {r["question"] for r in records} & {p.question for p in test}
+    answers = [r["answer"] for r in records]
+    # Several styles and problem types beyond the narrow templates' stories.
+    assert sum("First," in a for a in answers) > 300 and sum(", so " in a for a in answers) > 300
+    assert sum("marbles" in r["question"] for r in records) > 100
+    # The answers still recompute from their equations, in any path and style.
+    for answer in answers:
+        equations = EQUATION.findall(answer.replace(",", "."))
+        assert equations and all(OPS[op](int(a), int(b)) == int(r) for a, op, b, r in equations)
+        assert final_answer(answer) == int(equations[-1][3])
+    assert pretraining_records(50, seed=2) == pretraining_records(50, seed=2)
 
 
 def test_every_template_is_used():
