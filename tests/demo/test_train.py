@@ -7,7 +7,14 @@ import pytest
 from passk_plugin.atomic import umask_dir_mode
 from passk_plugin.demo import train as train_module
 from passk_plugin.demo.problems import split_problems
-from passk_plugin.demo.train import DemoTrainConfig, run_data_dir, train_demo_checkpoints
+from passk_plugin.demo.train import (
+    DemoTrainConfig,
+    finetune_lr_at,
+    pretrain_lr_at,
+    run_data_dir,
+    saved_checkpoints,
+    train_demo_checkpoints,
+)
 
 # A run small enough for CI: it exercises every step of the real training, not its quality.
 CI_RUN = dict(
@@ -17,8 +24,11 @@ CI_RUN = dict(
     num_layers=1,
     num_heads=2,
     batch_size=8,
+    n_pretrain=40,
+    pretrain_steps=6,
     steps=12,
     early_step=5,
+    checkpoint_steps=(5, 12),
     warmup_steps=2,
 )
 
@@ -34,6 +44,32 @@ def test_config_rejects_an_early_step_outside_the_run():
         DemoTrainConfig(steps=10, early_step=10)
     with pytest.raises(ValueError, match="divisible"):
         DemoTrainConfig(hidden_size=30, num_heads=4)
+    with pytest.raises(ValueError, match="checkpoint_steps"):
+        DemoTrainConfig(steps=100, early_step=10, checkpoint_steps=(10, 200))
+    with pytest.raises(ValueError, match="broad stage"):
+        DemoTrainConfig(n_pretrain=0, pretrain_steps=10)
+
+
+def test_saved_steps_hold_the_base_the_early_and_the_late_checkpoint():
+    cfg = DemoTrainConfig(steps=100, early_step=10, checkpoint_steps=(50,))
+    assert cfg.saved_steps == (0, 10, 50, 100)
+
+
+def test_broad_stage_decays_by_cosine_and_fine_tuning_holds_its_rate():
+    cfg = DemoTrainConfig(
+        pretrain_steps=200, warmup_steps=20, pretrain_lr=1e-3, pretrain_min_lr=1e-4, lr=5e-4
+    )
+    broad = [pretrain_lr_at(step, cfg) for step in range(cfg.pretrain_steps)]
+    assert broad[0] == pytest.approx(1e-3 / 20)
+    assert max(broad) == pytest.approx(1e-3)
+    after = broad[cfg.warmup_steps :]
+    assert all(a > b for a, b in zip(after, after[1:], strict=False))
+    # Half-way through the decay the cosine is at the mean of its ends.
+    assert pretrain_lr_at(20 + 90, cfg) == pytest.approx(5.5e-4)
+    assert pretrain_lr_at(cfg.pretrain_steps, cfg) == pytest.approx(1e-4)
+    tuned = [finetune_lr_at(step, cfg) for step in range(500)]
+    assert tuned[0] == pytest.approx(5e-4 / 20)
+    assert set(tuned[cfg.warmup_steps :]) == {5e-4}
 
 
 def test_cache_key_changes_with_every_setting():
@@ -44,27 +80,32 @@ def test_cache_key_changes_with_every_setting():
 
 
 @pytest.mark.slow
-def test_two_loadable_checkpoints_of_one_architecture(trained):
+def test_loadable_checkpoints_of_one_architecture_along_the_run(trained):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _, (early_dir, late_dir) = trained
-    assert (early_dir / "model.safetensors").exists() and (late_dir / "model.safetensors").exists()
-    early = AutoModelForCausalLM.from_pretrained(early_dir)
-    late = AutoModelForCausalLM.from_pretrained(late_dir)
+    found = saved_checkpoints(early_dir.parent)
+    assert [step for step, _ in found] == [0, 5, 12]
+    assert dict(found)[5] == early_dir and dict(found)[12] == late_dir
+    models = [AutoModelForCausalLM.from_pretrained(path) for _, path in found]
 
     def architecture(model):
         return {k: v for k, v in model.config.to_dict().items() if k != "_name_or_path"}
 
-    assert architecture(early) == architecture(late)
-    early_state, late_state = early.state_dict(), late.state_dict()
-    assert early_state.keys() == late_state.keys()
-    assert all(early_state[k].shape == late_state[k].shape for k in early_state)
-    # Training went on between the two: the weights differ.
-    assert any(not torch.equal(early_state[k], late_state[k]) for k in early_state)
+    states = [model.state_dict() for model in models]
+    for model, state in zip(models[1:], states[1:], strict=True):
+        assert architecture(model) == architecture(models[0])
+        assert state.keys() == states[0].keys()
+        assert all(state[k].shape == states[0][k].shape for k in state)
+    # Training went on between saved steps: the weights differ from one to the next.
+    for before, after in zip(states, states[1:], strict=False):
+        assert any(not torch.equal(before[k], after[k]) for k in before)
 
+    late = models[-1]
     tokenizer = AutoTokenizer.from_pretrained(late_dir)
-    assert tokenizer.get_vocab() == AutoTokenizer.from_pretrained(early_dir).get_vocab()
+    for _, path in found:
+        assert AutoTokenizer.from_pretrained(path).get_vocab() == tokenizer.get_vocab()
     prompt = tokenizer("Q: Tom has 3 apples.\nA:", return_tensors="pt")
     out = late.generate(**prompt, max_new_tokens=5, do_sample=False)
     assert out.shape[1] > prompt["input_ids"].shape[1]
