@@ -45,16 +45,18 @@ class DemoConfig:
         return cls(
             train=DemoTrainConfig(
                 n_test=8,
+                hidden_size=64,
+                intermediate_size=128,
                 n_pretrain=400,
                 pretrain_steps=40,
                 n_train=100,
-                steps=40,
-                early_step=20,
-                checkpoint_steps=(20, 40),
+                steps=30,
+                early_step=10,
+                checkpoint_steps=(10, 30),
                 warmup_steps=5,
             ),
             alphas=(0.0, 0.5, 1.0),
-            temperatures=(1.0,),
+            temperatures=(0.7,),
             n=4,
             max_gen_toks=24,
         )

@@ -65,11 +65,39 @@ def test_leaderboard_numbers_come_from_the_evaluation(demo):
         assert all(s["n"] == cfg.n for s in samples)
 
 
+def test_stored_verdicts_match_an_independent_regrade(demo):
+    """Every stored completion, graded again against the generator's own answer."""
+    from passk_plugin.demo.problems import split_problems
+    from passk_plugin.graders.gsm8k import extract_answer
+
+    out, _ = demo
+    cfg = DemoConfig.quick()
+    _, held_out = split_problems(cfg.train.n_train, cfg.train.n_test, cfg.train.seed)
+    gold = {p.question: p.value for p in held_out}
+    graded = solved = 0
+    for samples_file in sorted((out / "run/points").glob(f"*/samples_{TASK}.jsonl")):
+        for line in samples_file.open():
+            sample = json.loads(line)
+            completions = [text for group in sample["resps"] for text in group]
+            verdicts = [json.loads(v) for group in sample["filtered_resps"] for v in group]
+            assert len(completions) == len(verdicts) == sample["n"] == cfg.n
+            value = gold[sample["doc"]["question"]]
+            mine = [extract_answer(text) == str(value) for text in completions]
+            assert [v["correct"] for v in verdicts] == mine, samples_file
+            assert [v["answer"] for v in verdicts] == [extract_answer(t) for t in completions]
+            assert sample["c"] == sum(mine)
+            graded += len(mine)
+            solved += sample["c"] > 0
+    assert graded == len(list((out / "run/points").iterdir())) * cfg.train.n_test * cfg.n
+    # The models trained here do solve held-out problems, not only emit numbers.
+    assert solved > 0
+
+
 def test_demo_leaves_the_environment_as_it_was(demo):
     from passk_plugin.demo.train import run_data_dir
 
     (run,) = (demo[0] / "checkpoints").glob("run-*")
-    assert os.environ.get("PASSK_DATA_DIR") != str(run_data_dir(run / "early"))
+    assert os.environ.get("PASSK_DATA_DIR") != str(run_data_dir(run / "checkpoint-0"))
 
 
 def test_demo_checkpoints_are_cached(demo):
