@@ -53,28 +53,35 @@ class DemoTrainConfig:
     """Every setting that shapes the demo checkpoints (all of it keys the cache).
 
     Steps count fine-tuning steps; the broad stage runs `pretrain_steps` before step 0.
+    The defaults, from tuning the training (never the evaluation): the broad stage sees each
+    of its 6000 problems about three times (1200 steps of 16), enough to solve many held-out
+    problems sometimes but few always. Fine-tuning then makes 64 passes over 150 narrow
+    problems (600 steps of 16). Step 25, about 2.7 passes in and still warming up, is the
+    early checkpoint: it has taken the narrow format and still samples widely. By step 600
+    the model has memorised its 150 problems and answers most held-out ones the same way
+    every time, right or wrong.
     """
 
     seed: int = 0
     n_test: int = 128
-    n_pretrain: int = 4000
-    n_train: int = 200
+    n_pretrain: int = 6000
+    n_train: int = 150
     vocab_size: int = 1024
     split_digits: bool = False
     hidden_size: int = 128
     intermediate_size: int = 256
     num_layers: int = 2
     num_heads: int = 4
-    batch_size: int = 32
-    pretrain_steps: int = 1000
+    batch_size: int = 16
+    pretrain_steps: int = 1200
     pretrain_lr: float = 3e-3
     pretrain_min_lr: float = 3e-4
     warmup_steps: int = 50
     lr: float = 1e-3
     weight_decay: float = 0.0
-    steps: int = 1200
-    early_step: int = 50
-    checkpoint_steps: tuple[int, ...] = (50, 150, 400, 800, 1200)
+    steps: int = 600
+    early_step: int = 25
+    checkpoint_steps: tuple[int, ...] = (25, 100, 200, 400, 600)
 
     def __post_init__(self) -> None:
         if not 0 < self.early_step < self.steps:
