@@ -4,7 +4,7 @@ Everything happens under one output directory, on CPU, without the hub:
 
     OUT/checkpoints/run-<hash>/checkpoint-<step>  trained once, then cached (0 = base)
     OUT/checkpoints/run-<hash>/data/gsm8k/        its problems (PASSK_DATA_DIR layout)
-    OUT/run/                                  a `passk sweep` run directory, report included
+    OUT/run/                                      a `passk sweep` run directory, report included
 
 The evaluation is the real path: mergekit recipes, lm_eval with `gsm8k_passk_zeroshot` (the
 prompt the demo models were trained on) and passk's graders, then `passk report`.
