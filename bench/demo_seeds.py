@@ -12,8 +12,8 @@ problems (scipy.stats.bootstrap, percentile method). Then it checks the demo's t
    intervals of late − early exclude 0);
 2. some α strictly between 0 and 1 beats the late checkpoint on Pass@k_max (interval above
    0) with no significant loss on Pass@1 (interval of α − late not wholly below 0);
-3. for that α, every temperature point of the late checkpoint is significantly below it on
-   Pass@1 or on Pass@k_max (no temperature reaches both at once);
+3. for that α, every decoding point of the late checkpoint (each temperature) is
+   significantly below it on Pass@1 or on Pass@k_max (none reaches both at once);
 4. 1-3 hold for at least two of three seeds.
 """
 
@@ -36,9 +36,15 @@ class Point:
     id: str
     method: str
     alpha: float | None
-    temperature: float | None
+    sampling: dict[str, float]  # a decoding point's settings; empty for the others
     n: int
     c: np.ndarray  # correct samples per held-out problem, in doc order
+
+    @property
+    def label(self) -> str:
+        if self.method == "decoding":
+            return "late, " + ", ".join(f"{k} = {v:g}" for k, v in self.sampling.items())
+        return f"α = {self.alpha:g}"
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,11 @@ class Diff:
 
 
 def load_points(run_dir: Path) -> list[Point]:
+    from passk_plugin.grid import GridPoint
+
     points = []
     for spec_file in sorted((run_dir / "points").glob("*/point.json")):
-        spec = json.loads(spec_file.read_text())
+        spec = GridPoint.model_validate_json(spec_file.read_text())
         rows = [
             json.loads(line)
             for line in (spec_file.parent / f"samples_{TASK}.jsonl").read_text().splitlines()
@@ -62,7 +70,8 @@ def load_points(run_dir: Path) -> list[Point]:
         rows.sort(key=lambda row: row["doc_id"])
         (n,) = {row["n"] for row in rows}
         c = np.array([row["c"] for row in rows])
-        points.append(Point(spec["id"], spec["method"], spec["alpha"], spec["temperature"], n, c))
+        sampling = spec.sampling.gen_kwargs() if spec.sampling is not None else {}
+        points.append(Point(spec.id, spec.method, spec.alpha, sampling, n, c))
     return points
 
 
@@ -94,21 +103,18 @@ def paired(x: np.ndarray, y: np.ndarray, seed: int = 0) -> Diff:
     return Diff(float(np.mean(x - y)), float(ci.low), float(ci.high))
 
 
-def seed_report(points: list[Point], sampling_temperature: float) -> tuple[str, dict[str, bool]]:
+def seed_report(points: list[Point]) -> tuple[str, dict[str, bool]]:
     by_alpha = {p.alpha: p for p in points if p.method == "wise-ft"}
     early, late = by_alpha[0.0], by_alpha[1.0]
-    temps = sorted(
-        (p for p in points if p.method == "temperature" and p.temperature != sampling_temperature),
-        key=lambda p: p.temperature,
-    )
+    decoding = [p for p in points if p.method == "decoding"]
     k = late.n
     lines = [
         f"| point | Pass@1 | Pass@{k} | Pass@1 − late [95% CI] | Pass@{k} − late [95% CI] |",
         "|---|---:|---:|---:|---:|",
     ]
-    ordered = sorted(by_alpha.values(), key=lambda p: p.alpha) + temps
+    ordered = sorted(by_alpha.values(), key=lambda p: p.alpha) + decoding
     for p in ordered:
-        label = f"α = {p.alpha:g}" if p.method == "wise-ft" else f"late, T = {p.temperature:g}"
+        label = p.label
         if p.alpha == 0.0:
             label += " (early)"
         if p.alpha == 1.0:
@@ -142,20 +148,18 @@ def seed_report(points: list[Point], sampling_temperature: float) -> tuple[str, 
         p, dk, d1 = best
         notes.append(f"α = {p.alpha:g} − late: Pass@{k} {dk}, Pass@1 {d1} -> target 2 met")
         reached = []
-        for t in temps:
+        for t in decoding:
             a1 = paired(pass_at(p, 1), pass_at(t, 1))
             ak = paired(pass_at(p, k), pass_at(t, k))
-            notes.append(
-                f"α = {p.alpha:g} − late T = {t.temperature:g}: Pass@1 {a1}, Pass@{k} {ak}"
-            )
+            notes.append(f"α = {p.alpha:g} − ({t.label}): Pass@1 {a1}, Pass@{k} {ak}")
             if not (a1.low > 0 or ak.low > 0):
-                reached.append(t.temperature)
+                reached.append(t.label)
         t3 = not reached
         notes.append(
-            "no temperature reaches it on both -> target 3 met"
+            "no decoding point of the late checkpoint reaches it on both -> target 3 met"
             if t3
-            else f"T = {', '.join(f'{x:g}' for x in reached)} not significantly below it on "
-            "either metric -> target 3 NOT met"
+            else f"{'; '.join(reached)}: not significantly below it on either metric -> "
+            "target 3 NOT met"
         )
     return "\n".join(lines + [""] + [f"- {note}" for note in notes]), {
         "1": t1,
@@ -185,7 +189,7 @@ def main() -> int:
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         points = load_points(args.out / f"seed-{seed}" / "run")
-        table, targets = seed_report(points, config.sampling_temperature)
+        table, targets = seed_report(points)
         met[seed] = all(targets.values())
         print(
             f"\n## seed {seed} (T = {config.sampling_temperature:g}, n = {config.n}, "
