@@ -194,7 +194,7 @@ def main() -> int:
         print(
             f"\n## seed {seed} (T = {config.sampling_temperature:g}, n = {config.n}, "
             f"{config.train.n_test} held-out problems; this call: {wall:.0f} s wall, "
-            f"{cpu:.0f} s CPU; 0 s when cached)\n"
+            f"{cpu:.0f} s CPU, cached parts not redone)\n"
         )
         print(table, flush=True)
     held = sum(met.values())
