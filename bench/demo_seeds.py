@@ -6,7 +6,7 @@ For each seed it runs `passk demo --seed S` in this process (training cached, th
 resumes), under OUT/seed-S, and prints every evaluated point's Pass@1 and Pass@k_max
 (k_max = n) with its paired difference to the late checkpoint: the mean over held-out
 problems of the per-problem difference, with a 95% interval from a paired bootstrap over
-problems (scipy.stats.bootstrap, percentile method). Then it checks the demo's targets:
+problems (`passk_plugin.stats.paired_compare`, seeded). Then it checks the demo's targets:
 
 1. the late checkpoint's Pass@k_max is below the early one's and its Pass@1 above (both
    intervals of late − early exclude 0);
@@ -81,26 +81,12 @@ def pass_at(point: Point, k: int) -> np.ndarray:
     return np.asarray(pass_at_k(point.n, point.c, k), dtype=float)
 
 
-def paired(x: np.ndarray, y: np.ndarray, seed: int = 0) -> Diff:
-    """Mean of x − y over problems with a 95% paired-bootstrap interval."""
-    from scipy.stats import bootstrap
+def paired(x: np.ndarray, y: np.ndarray) -> Diff:
+    """Mean of x − y over problems with passk's 95% paired-bootstrap interval."""
+    from passk_plugin.stats import paired_compare
 
-    def mean_difference(a, b, axis=-1):
-        return np.mean(a - b, axis=axis)
-
-    if np.all(x == y):
-        return Diff(0.0, 0.0, 0.0)
-    ci = bootstrap(
-        (x, y),
-        mean_difference,
-        paired=True,
-        vectorized=True,
-        n_resamples=10_000,
-        confidence_level=0.95,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    ).confidence_interval
-    return Diff(float(np.mean(x - y)), float(ci.low), float(ci.high))
+    result = paired_compare(x, y)
+    return Diff(result.delta, result.ci_low, result.ci_high)
 
 
 def seed_report(points: list[Point]) -> tuple[str, dict[str, bool]]:
