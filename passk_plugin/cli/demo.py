@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, help="training seed [0]")
     parser.add_argument(
-        "--temperature", type=float, help="sampling temperature of every evaluated point [1.0]"
+        "--temperature", type=float, help="sampling temperature of the WiSE-FT points [1.0]"
     )
     parser.add_argument("--n", type=int, help="samples per problem (Pass@k up to k = n) [16]")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
