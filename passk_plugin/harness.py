@@ -9,8 +9,9 @@ How a passk task scores all n samples of a problem:
 2. One filter named `all` (lm_eval's `custom` filter with `filter_fn: grade_<bench>`) grades
    every sample of every problem at once, so code runs in parallel over the whole task, and
    leaves per problem a list of verdicts, one per sample in generation order, each a JSON
-   object string {"correct", "answer", "result"} (strings, because --log_samples would write
-   dicts as Python reprs; `parse_verdicts` decodes them). The raw text stays in `resps`.
+   object string {"correct", "answer", "result", "answer_class"} (strings, because
+   --log_samples would write dicts as Python reprs; `parse_verdicts` decodes them).
+   The raw text stays in `resps`.
 3. `PasskTask.process_results` turns one problem's verdicts into pass@k, G-Pass@k_tau and
    mG-Pass@k (k > 1; metadata `tau`, default 0.5,0.75,1.0), maj@k as its expectation over
    all k-subsets (voting by the verdicts' `answer_class`, else `answer`), the diversity
@@ -26,15 +27,15 @@ max_gen_toks: 1024 for chain-of-thought (2048 for zero-shot MATH), 512 for Human
 completions, 1024 for the chat variant.
 
 Grading options from the metadata: `grade_timeout` (seconds per sample, MATH and HumanEval)
-and `grade_workers` (parallel HumanEval test processes). The graders know nothing about
-lm_eval; this module only adapts them.
+and `grade_workers` (parallel grading processes, MATH and HumanEval; default every CPU).
+The graders know nothing about lm_eval; this module only adapts them.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,43 +219,40 @@ def _verdict_lists(resps: Sequence[Sequence[str]], verdicts: Sequence[Verdict]) 
     return out
 
 
-def _grade_each(
-    grade: Callable[..., Verdict], resps: Sequence[Sequence[str]], docs: Sequence[dict]
-) -> list[list[str]]:
-    """Grade every (sample, problem) pair in order.
-
-    Serial on purpose: a MATH check takes ~5-10 ms, so even 5000 problems x 16 samples
-    grade in minutes next to hours of generation, and a process pool would need every
-    user script to carry an `if __name__ == "__main__":` guard.
-    """
-    flat = [grade(text, doc) for samples, doc in zip(resps, docs, strict=True) for text in samples]
-    return _verdict_lists(resps, flat)
-
-
 def grade_gsm8k(
     resps: Sequence[Sequence[str]], docs: Sequence[dict], **options: Any
 ) -> list[list[str]]:
     """lm_eval custom filter: GSM8K verdicts for every sample of every problem."""
     from passk_plugin.graders import gsm8k
 
-    del options  # number matching needs no timeout
-    return _grade_each(gsm8k.grade, resps, docs)
+    del options  # number matching needs no timeout, and is too quick to share out
+    return [
+        [encode_verdict(v) for v in gsm8k.grade_problem(samples, doc)]
+        for samples, doc in zip(resps, docs, strict=True)
+    ]
 
 
 def grade_math(
     resps: Sequence[Sequence[str]],
     docs: Sequence[dict],
     timeout: float | None = None,
+    workers: int | None = None,
     **options: Any,
 ) -> list[list[str]]:
-    """lm_eval custom filter: MATH verdicts (math-verify equivalence) for every sample."""
-    from passk_plugin.graders import math as math_grader
+    """lm_eval custom filter: MATH verdicts (math-verify equivalence) for every sample.
+
+    Each distinct normalised answer of a problem is checked once; problems are checked in
+    parallel worker processes (`grade_workers`, default every CPU) when there are enough.
+    """
+    from passk_plugin.graders import math_pool
 
     del options
-    grade = math_grader.grade
-    if timeout is not None:
-        grade = functools.partial(math_grader.grade, timeout=float(timeout))
-    return _grade_each(grade, resps, docs)
+    verdicts = math_pool.grade_problems(
+        list(zip(resps, docs, strict=True)),
+        timeout=5.0 if timeout is None else float(timeout),
+        workers=None if workers is None else int(workers),
+    )
+    return [[encode_verdict(v) for v in problem] for problem in verdicts]
 
 
 def grade_humaneval(

