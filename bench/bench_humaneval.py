@@ -32,7 +32,9 @@ BROKEN = ("    return None\n", "    raise ValueError('broken completion')\n")
 
 
 def make_samples(problems: dict[str, dict], per_problem: int) -> list[dict]:
-    """per_problem samples per problem, alternating canonical and broken completions."""
+    """per_problem samples per problem, alternating canonical and broken completions, each
+    ending in a comment naming its sample, so that every program is distinct and the figure
+    measures execution, not de-duplication."""
     samples = []
     for problem in problems.values():
         for i in range(per_problem):
@@ -40,6 +42,7 @@ def make_samples(problems: dict[str, dict], per_problem: int) -> list[dict]:
                 completion = problem["canonical_solution"]
             else:
                 completion = BROKEN[(i // 2) % len(BROKEN)]
+            completion += f"\n# sample {len(samples)}\n"
             samples.append({"task_id": problem["task_id"], "completion": completion})
     return samples
 

