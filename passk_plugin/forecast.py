@@ -116,12 +116,23 @@ def _unpack(theta: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def _negative_log_likelihood(
     theta: np.ndarray, n: np.ndarray, c: np.ndarray, mult: np.ndarray, m: int, zero: bool
-) -> float:
+) -> tuple[float, np.ndarray]:
+    """The negative log-likelihood and its gradient in theta (log a, log b, logits)."""
     a, b, w = _unpack(theta, m)
     log = _log_components(n, c, a, b, zero) + np.log(np.maximum(w, 1e-300))
     top = log.max(axis=1)
-    value = -np.dot(mult, top + np.log(np.exp(log - top[:, None]).sum(axis=1)))
-    return float(value) if np.isfinite(value) else 1e300
+    total = top + np.log(np.exp(log - top[:, None]).sum(axis=1))
+    value = -np.dot(mult, total)
+    if not np.isfinite(value):
+        return 1e300, np.zeros_like(theta)
+    resp = np.exp(log - total[:, None]) * mult[:, None]  # weighted responsibilities
+    beta = resp[:, :m]
+    digamma = special.digamma
+    shared = digamma(n[:, None] + a + b) - digamma(a + b)
+    grad_a = -np.sum(beta * (digamma(c[:, None] + a) - digamma(a) - shared), axis=0) * a
+    grad_b = -np.sum(beta * (digamma((n - c)[:, None] + b) - digamma(b) - shared), axis=0) * b
+    grad_logits = -(resp.sum(axis=0) - mult.sum() * w)[1:]
+    return float(value), np.concatenate([grad_a, grad_b, grad_logits])
 
 
 def _grouped(n: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -142,6 +153,7 @@ def _fit(
             _negative_log_likelihood,
             start,
             args=(n, c, mult, m, zero),
+            jac=True,
             method="L-BFGS-B",
             # log a, log b in [e^-7, e^7]: wide enough for U-shaped and concentrated rho.
             bounds=[(-7.0, 7.0)] * (2 * m) + [(-12.0, 12.0)] * (m + zero - 1),

@@ -129,10 +129,50 @@ def test_gsm8k_pass_at_k_and_per_sample_results(shared_data, monkeypatch, tmp_pa
     assert len(rows) == n * len(counts)
     assert [r["passed"] for r in rows[4:8]] == [False, False, False, True]
     assert rows[7]["answer"] == "3" and rows[7]["result"] == "passed"
+    assert rows[7]["answer_class"] == "3" and rows[0]["answer_class"] == "1"
     assert list(rows[0])[:2] == ["task_id", "completion"]
     assert not list(out.parent.glob(".*tmp"))  # atomic write left nothing behind
     printed = capsys.readouterr().out
     assert "pass@1" in printed and "4 of 1319 problems" in printed
+
+
+def test_math500_classes_streaming_and_forecast(tmp_path, capsys):
+    """Interleaved problems keep input order; equivalent answers share a class; a forecast
+    beyond n is printed and saved."""
+    data = _write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"problem": "p", "solution": "s", "answer": "\\frac{1}{2}"},
+            {"problem": "q", "solution": "s", "answer": "3"},
+        ],
+    )
+    answers = ["0.5", "4", "\\dfrac12", "\\frac{8}{2}", "2", "3", "\\frac{1}{2}", "3.0"]
+    records = [
+        {"task_id": str(i % 2), "completion": f"so $\\boxed{{{a}}}$", "extra": i}
+        for i, a in enumerate(answers)
+    ]
+    records.insert(2, {"task_id": "1", "completion": "no idea"})
+    samples = _write_jsonl(tmp_path / "s.jsonl", records)
+    out = tmp_path / "report.json"
+    argv = ["score", "--task", "math500", "--samples", str(samples), "--data", str(data)]
+    assert passk_main([*argv, "--out", str(out), "--forecast", "64"]) == 0
+    rows = _read_jsonl(Path(f"{samples}_results.jsonl"))
+    assert [r.get("extra") for r in rows] == [0, 1, None, 2, 3, 4, 5, 6, 7]
+    by_extra = {r.get("extra"): r for r in rows}
+    assert by_extra[None]["answer_class"] is None and by_extra[None]["result"] == "no answer"
+    # Problem 0 (gold 1/2): 0.5, 1/2 and \frac{1}{2} are the gold's class; 2 is wrong.
+    gold_class = {by_extra[i]["answer_class"] for i in (0, 2, 6)}
+    assert len(gold_class) == 1 and all(by_extra[i]["passed"] for i in (0, 2, 6))
+    assert by_extra[4]["answer_class"] not in gold_class and not by_extra[4]["passed"]
+    # Problem 1 (gold 3): 4 and 8/2 are one wrong class, 3 and 3.0 the gold's.
+    assert by_extra[1]["answer_class"] == by_extra[3]["answer_class"]
+    assert by_extra[5]["answer_class"] == by_extra[7]["answer_class"] != by_extra[1]["answer_class"]
+    report = json.loads(out.read_text())
+    forecast = report["forecast"]
+    assert forecast["ks"][-1] == 64 and forecast["n_min"] == 4
+    bounds = zip(forecast["pass@k"], forecast["low"], forecast["high"], strict=True)
+    assert all(lo - 1e-9 <= v <= hi + 1e-9 for v, lo, hi in bounds)
+    assert "forecast beyond n = 4" in capsys.readouterr().out
 
 
 def test_math500_by_unique_id_or_row(tmp_path):

@@ -160,13 +160,17 @@ def test_all_canonical_pass_and_broken_fail(problems):
 
 def test_grade_one(problems):
     problem = problems["HumanEval/0"]
-    assert grade(problem["canonical_solution"], problem) == Verdict(True, None, "passed")
+
+    def fields(verdict: Verdict) -> Verdict:
+        return Verdict(verdict.correct, verdict.answer, verdict.result)
+
+    assert fields(grade(problem["canonical_solution"], problem)) == Verdict(True, None, "passed")
     # Top-level code after the function runs once, before the tests.
     slow = problem["canonical_solution"] + "import time\ntime.sleep(1.0)\n"
-    assert grade(slow, problem, timeout=0.5) == Verdict(False, None, "timed out")
+    assert fields(grade(slow, problem, timeout=0.5)) == Verdict(False, None, "timed out")
     assert grade(slow, problem, timeout=4).correct
     hungry = problem["canonical_solution"] + "x = bytearray(600 << 20)\n"
-    assert grade(hungry, problem, memory_mb=300) == Verdict(False, None, "failed: ")
+    assert fields(grade(hungry, problem, memory_mb=300)) == Verdict(False, None, "failed: ")
     assert grade(hungry, problem, memory_mb=2048).correct
     assert grade_many([]) == []
 
@@ -226,6 +230,43 @@ def test_verdicts_match_the_reference(problems, tmp_path):
     assert sentinel.read_text() == "keep me"
     assert live_descendants() <= before
     assert elapsed < 60
+
+
+def test_deduplicated_verdicts_equal_verdicts_of_every_run(problems, tmp_path, monkeypatch):
+    """Identical programs run once, and every sample still gets the verdict its own run
+    would have given: canonical, broken and hostile completions, each repeated."""
+    from passk_plugin.graders import humaneval
+
+    sentinel = tmp_path / "sentinel.txt"
+    sentinel.write_text("keep me")
+    samples: list[tuple[str, dict]] = []
+    for task_id in PARITY_TASKS[:3]:
+        problem = problems[task_id]
+        for completion in (problem["canonical_solution"], BROKEN[0], BROKEN[1]):
+            samples += [(completion, problem)] * 3
+    problem = problems["HumanEval/0"]
+    for completion in hostile_completions(sentinel).values():
+        samples += [(completion, problem)] * 2
+    # Byte-identical after the prompt is what counts: a comment makes a program distinct.
+    samples.append((problem["canonical_solution"] + "# another program\n", problem))
+    runs: list[int] = []
+    real_run = humaneval.run_programs
+
+    def counting(programs, **kwargs):
+        runs.append(len(programs))
+        return real_run(programs, **kwargs)
+
+    monkeypatch.setattr(humaneval, "run_programs", counting)
+    every = grade_many(samples, timeout=1.0, workers=2, deduplicate=False)
+    once = grade_many(samples, timeout=1.0, workers=2)
+    assert [(v.correct, v.result) for v in once] == [(v.correct, v.result) for v in every]
+    distinct = len({humaneval.build_program(c, p) for c, p in samples})
+    assert runs == [len(samples), distinct]
+    assert distinct < len(samples) / 2
+    # Identical programs share a class; the commented copy has its own.
+    assert once[0].answer_class == once[1].answer_class
+    assert once[-1].answer_class != once[0].answer_class
+    assert sentinel.read_text() == "keep me"
 
 
 def test_writing_outside_fails_here_unlike_the_reference(problems, tmp_path):
