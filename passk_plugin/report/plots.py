@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from passk_plugin.report.biasvar import BiasVarianceRow
-from passk_plugin.report.collect import PointRecord
+from passk_plugin.report.collect import PointRecord, TaskResult
 
 BASELINE = "decoding"  # grid points sampled under other settings (temperature)
 
@@ -87,28 +87,48 @@ def _label(r: PointRecord) -> str:
     return r.label
 
 
-def passk_vs_k(records: Sequence[PointRecord], task: str) -> bytes | None:
-    """Pass@k against k (log scale), one line per point."""
+def passk_vs_k(records: Sequence[PointRecord], task: str, forecast_factor: int = 4) -> bytes | None:
+    """Pass@k against k (log scale), one line per point; where a point's per-problem counts
+    are known, dashed beyond its n: the forecast (passk_plugin.forecast) up to
+    forecast_factor * n (0: none)."""
     pts = [r for r in records if task in r.tasks and r.tasks[task].ks]
     if not pts:
         return None
     style = _style(records, task)
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
+    forecast_ks: set[int] = set()
     for r in pts:
         tr = r.tasks[task]
         ks = tr.ks
         ys = [tr.metrics[f"pass@{k}"] for k in ks]
-        ax.plot(ks, ys, label=_label(r), **style(r))
-    all_ks = sorted({k for r in pts for k in r.tasks[task].ks})
+        (line,) = ax.plot(ks, ys, label=_label(r), **style(r))
+        beyond = _forecast_line(tr, forecast_factor)
+        if beyond is not None:
+            fks, fys = beyond
+            ax.plot([ks[-1], *fks], [ys[-1], *fys], linestyle="--", color=line.get_color())
+            forecast_ks.update(fks)
+    all_ks = sorted({k for r in pts for k in r.tasks[task].ks} | forecast_ks)
     ax.set_xscale("log", base=2)
     ax.set_xticks(all_ks, [str(k) for k in all_ks])
     ax.set_xlabel("k (samples)")
     ax.set_ylabel("Pass@k")
-    ax.set_title(f"{task}: Pass@k against k")
+    ax.set_title(f"{task}: Pass@k against k" + (" (dashed: forecast)" if forecast_ks else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", ncol=2 if len(pts) > 8 else 1)
     return _png(fig)
+
+
+def _forecast_line(tr: TaskResult, factor: int) -> tuple[list[int], list[float]] | None:
+    """Forecast Pass@k at 2n, 4n, ... factor * n from the counts, if the task has them."""
+    if factor < 2 or tr.n is None or tr.c is None or len(tr.n) == 0:
+        return None
+    from passk_plugin import forecast
+
+    n_min = int(min(tr.n))
+    ks = [n_min * 2**i for i in range(1, factor.bit_length()) if 2**i <= factor]
+    result = forecast.forecast_pass_at_k(tr.n, tr.c, ks, bootstrap=0)
+    return ks, list(result.estimate)
 
 
 def _kmax(records: Sequence[PointRecord], task: str) -> int | None:
