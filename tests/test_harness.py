@@ -175,14 +175,19 @@ def test_grade_gsm8k_filter_grades_every_sample_in_order():
     assert [v["correct"] for v in parsed[0]] == [True, False]
     assert [v["correct"] for v in parsed[1]] == [True, True, False]
     assert parsed[0][1]["answer"] == "13"
+    assert [v["answer_class"] for v in parsed[1]] == ["3", "3", None]
 
 
 def test_grade_math_filter():
     docs = [{"problem": "p", "solution": "so $\\boxed{\\frac{1}{2}}$"}]
-    resps = [["Thus $\\boxed{0.5}$.", "Thus $\\boxed{2}$.", "no idea"]]
-    parsed = harness.parse_verdicts(harness.grade_math(resps, docs, timeout=5)[0])
-    assert [v["correct"] for v in parsed] == [True, False, False]
+    resps = [["Thus $\\boxed{0.5}$.", "Thus $\\boxed{2}$.", "no idea", "$\\boxed{4/2}$"]]
+    parsed = harness.parse_verdicts(harness.grade_math(resps, docs, timeout=5, workers=1)[0])
+    assert [v["correct"] for v in parsed] == [True, False, False, False]
     assert parsed[2]["result"] == "no answer"
+    # Logged verdicts carry the answer's class: 2 and 4/2 are one wrong answer.
+    classes = [v["answer_class"] for v in parsed]
+    assert classes[0] == "\\frac{1}{2}" and classes[1] == classes[3] != classes[0]
+    assert classes[2] is None
 
 
 def test_grade_humaneval_filter_runs_tests():
