@@ -19,6 +19,7 @@ shortly after the limit, so even a computation stuck in C code cannot hang the c
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -271,6 +272,13 @@ def _compare_with_alarm(gold: str, predicted: str, timeout: float) -> Outcome:
     return "equal" if equal else "different"
 
 
+@functools.cache
+def warm_up() -> None:
+    """Build math-verify's LaTeX parser (seconds on a busy machine) once per process, outside
+    any sample's time limit; the inputs are fixed and small, so this cannot hang."""
+    _verify_unbounded("\\frac{1}{2}", "(0.5, \\pi)")
+
+
 def _alarm_usable() -> bool:
     """SIGALRM is ours to use: main thread, POSIX, and no interval timer already running
     (someone else's, e.g. a test-timeout plugin, which ours would clobber)."""
@@ -386,7 +394,7 @@ def _serve_worker() -> None:
     """The worker process's loop: one JSON request per stdin line, one outcome per line."""
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt replies
-    import math_verify  # noqa: F401  (imported before "ready": startup is not a check's time)
+    warm_up()  # before "ready": start-up is not a check's time
 
     replies.write(b"ready\n")
     for line in sys.stdin.buffer:
@@ -400,6 +408,7 @@ def compare(gold: str, predicted: str, timeout: float = 5.0) -> Outcome:
     if timeout <= 0:
         raise ValueError(f"timeout must be positive seconds, got {timeout}")
     if _alarm_usable():
+        warm_up()
         return _compare_with_alarm(gold, predicted, timeout)
     return _compare_in_worker(gold, predicted, timeout)
 
@@ -513,6 +522,7 @@ def check_distinct(
         return [(o, -1 if o == "equal" else i) for i, o in enumerate(outcomes)]
     from math_verify import parse, verify
 
+    warm_up()
     parsed_gold: list = []
 
     def parse_gold() -> None:
