@@ -2,8 +2,9 @@
 
 Writes a samples file (bench/_math_answers.py's realistic distribution, default 500 problems
 x 1024 samples = 512k lines), runs `passk score --task math500` on it under GNU time, and
-reports the wall time, the peak resident memory (of the largest single process: the scoring
-process or a grading worker), and checks the per-sample results file has one line per sample.
+reports the wall time, the CPU time (scoring process and workers), the peak resident memory
+(of the largest single process: the scoring process or a grading worker), and checks the
+per-sample results file has one line per sample.
 
     python bench/bench_score_scale.py --problems 500 --n 1024 --workers 2
 """
@@ -69,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             print(done.stdout, done.stderr, sep="\n")
             return 1
         peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1])
+        # CPU seconds of the scoring process and its grading workers: on a busy machine the
+        # wall time mostly measures the other jobs, CPU / cores what an idle one would take.
+        cpu = sum(
+            float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr)[1])
+            for kind in ("User", "System")
+        )
+        load = os.getloadavg()[0]
         results = Path(f"{samples}_results.jsonl")
         with results.open() as fh:
             result_lines = sum(1 for _ in fh)
@@ -81,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         "samples_file_mb": round(size_mb, 1),
         "workers": args.workers,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
+        "load_average_after": round(load, 1),
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "result_lines": result_lines,
         "pass@1": summary["results"]["pass@1"],
@@ -88,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report))
     print(
         f"| {args.problems} x {args.n} | {lines} | {size_mb:.0f} MB | {args.workers} | "
-        f"{seconds:.1f} s | {peak_kb / 1024:.0f} MB |"
+        f"{seconds:.1f} s | {cpu:.1f} s | {load:.0f} | {peak_kb / 1024:.0f} MB |"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
