@@ -105,12 +105,36 @@ def test_pathological_answer_repeated_times_out_once() -> None:
     assert elapsed < 5
 
 
-def test_pool_falls_back_when_a_worker_stalls(monkeypatch) -> None:
-    """A job whose worker overruns its bound is checked again here; nothing is lost."""
+def test_worker_processes_give_the_same_outcomes(monkeypatch) -> None:
     monkeypatch.setattr(math_pool, "MIN_ANSWERS_PER_WORKER", 1)
     jobs = [("4", ["4", "5", "\\frac{8}{2}"]), ("1/2", ["0.5", "2"])]
     checked = math_pool.check_problems(jobs, timeout=5.0, workers=2)
     assert [[o for o, _ in c] for c in checked] == [
         ["equal", "different", "equal"],
         ["equal", "different"],
+    ]
+    assert checked[0][2][1] == -1 and checked[0][1][1] == 1  # gold's class; its own
+
+
+def test_jobs_of_a_dead_worker_are_checked_here(monkeypatch) -> None:
+    """A worker that dies is replaced and its job checked in this process: nothing lost."""
+    monkeypatch.setattr(math_pool, "MIN_ANSWERS_PER_WORKER", 1)
+    real_send = math_pool._Worker.send
+    killed: list[int] = []
+
+    def dying_send(self, job, payload, deadline):
+        if not killed:
+            killed.append(job)
+            self.process.kill()
+            self.process.wait()
+        return real_send(self, job, payload, deadline)
+
+    monkeypatch.setattr(math_pool._Worker, "send", dying_send)
+    jobs = [("4", ["4", "5"]), ("1/2", ["0.5", "2"]), ("3", ["3.0"])]
+    checked = math_pool.check_problems(jobs, timeout=5.0, workers=2)
+    assert killed
+    assert [[o for o, _ in c] for c in checked] == [
+        ["equal", "different"],
+        ["equal", "different"],
+        ["equal"],
     ]
