@@ -36,7 +36,7 @@ def _verdicts(pattern: str, answers: list[str | None] | None = None) -> list[str
     """Encoded verdicts from a pattern like '1001' (1 = correct)."""
     answers = answers or [None] * len(pattern)
     return [
-        harness.encode_verdict(Verdict(correct=ch == "1", answer=a, result="x"))
+        harness.encode_verdict(Verdict(correct=ch == "1", answer=a, result="x", answer_class=a))
         for ch, a in zip(pattern, answers, strict=True)
     ]
 
@@ -156,8 +156,8 @@ def test_score_problem_majority_vote():
 def test_parse_verdicts_reads_json_strings_and_dicts():
     encoded = _verdicts("10")
     assert harness.parse_verdicts(encoded) == [
-        {"correct": True, "answer": None, "result": "x"},
-        {"correct": False, "answer": None, "result": "x"},
+        {"correct": True, "answer": None, "result": "x", "answer_class": None},
+        {"correct": False, "answer": None, "result": "x", "answer_class": None},
     ]
     assert harness.parse_verdicts([{"correct": True}]) == [{"correct": True}]
 
