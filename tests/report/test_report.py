@@ -47,7 +47,7 @@ def test_build_report_writes_everything_into_run_dir_report(synthetic_run):
     assert hidden == [MARKER_FILE]  # passk's output marker, no temp files left
     html = (report / "leaderboard.html").read_text()
     assert html.count("data:image/png;base64,") == len(PLOTS)
-    assert "Bias-variance view" in html
+    assert "Bias–variance view" in html and "<details" in html
 
 
 def test_report_is_rebuilt_identically(synthetic_run, tmp_path):
