@@ -14,15 +14,15 @@ from pathlib import Path
 
 from passk_plugin.atomic import atomic_write_bytes, atomic_write_text
 from passk_plugin.report import biasvar, page, plots, significance, tables
+from passk_plugin.report import headline as headlines
 from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run
-from passk_plugin.report.headline import headline, headline_text
+from passk_plugin.report.headline import headline_text
 from passk_plugin.sweep_store import RunStore
 
 __all__ = [
     "build_report",
     "collect_run",
     "collect_lm_eval_dirs",
-    "headline",
     "headline_text",
     "write_report",
 ]
@@ -57,7 +57,7 @@ def write_report(
 
     board = tables.build_leaderboard(records)
     bv_rows = biasvar.bias_variance_rows(records)
-    summary = headline(records)
+    summary = headlines.headline(records)
     paired_rows = significance.late_paired_rows(records)
     task_names = sorted({t for r in records for t in r.tasks})
 

@@ -111,12 +111,20 @@ def place_labels(
             color=colour,
             arrowprops=arrow,
         )
-        obstacles.append(Text.get_window_extent(ann, renderer))
+        obstacles.append(_text_box(ann, renderer))
         placed.append(ann)
     return placed
 
 
 def label_boxes(annotations: Sequence[Annotation]) -> list[Bbox]:
     """The text boxes (display coordinates) of placed labels, leader lines left out."""
-    renderer = annotations[0].figure.canvas.get_renderer() if annotations else None
-    return [Text.get_window_extent(a, renderer) for a in annotations]
+    if not annotations:
+        return []
+    renderer = annotations[0].figure.canvas.get_renderer()
+    return [_text_box(a, renderer) for a in annotations]
+
+
+def _text_box(ann: Annotation, renderer) -> Bbox:
+    # Annotation.get_window_extent would include the leader line; the text alone is wanted.
+    ann.update_positions(renderer)
+    return Text.get_window_extent(ann, renderer)

@@ -26,6 +26,7 @@ h1{font-size:1.5em;margin:.2em 0 .5em} h2{font-size:1.2em;margin:1.4em 0 .4em}
 .headline p{margin:.3em 0}
 .note{color:#555;font-size:.9em;max-width:80em}
 table{border-collapse:collapse;font-size:13px;margin:.3em 0}
+.scroll{overflow-x:auto;max-width:100%}
 th,td{border:1px solid #d4d4d4;padding:2px 6px;text-align:right;white-space:nowrap;
   vertical-align:top}
 th{background:#f0f0f0;user-select:none}
@@ -139,7 +140,10 @@ def paired_html(rows: Sequence[Any], labels: Mapping[str, str], colours: Mapping
     cols = [(t, m) for t in tasks for m in metrics_of[t]]
     cell = {(r.point, r.task, r.metric): r for r in rows}
     pts = list(dict.fromkeys(r.point for r in rows))
-    out = ['<table class="sortable paired"><thead><tr><th rowspan="2" class="txt">point</th>']
+    out = [
+        '<div class="scroll"><table class="sortable paired"><thead><tr>'
+        '<th rowspan="2" class="txt">point</th>'
+    ]
     for t in tasks:
         out.append(f'<th class="group" colspan="{len(metrics_of[t])}">{e(t)}</th>')
     out.append("</tr><tr>")
@@ -163,7 +167,7 @@ def paired_html(rows: Sequence[Any], labels: Mapping[str, str], colours: Mapping
                 f"p={_p(r.p_holm)}</span></td>"
             )
         out.append("<tr>" + "".join(line) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
 
 

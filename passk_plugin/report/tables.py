@@ -341,7 +341,8 @@ def leaderboard_html(board: Leaderboard) -> str:
             '<p class="controls"><label><input type="checkbox" class="toggle-all" '
             f'data-table="board"> show all metrics ({hidden} more columns)</label></p>'
         )
-    out.append('<table class="sortable board" id="board"><thead><tr>')
+    # Wide tables scroll inside their own box, never the page.
+    out.append('<div class="scroll"><table class="sortable board" id="board"><thead><tr>')
     out.append(
         '<th rowspan="2" class="txt" data-col="0">point</th>'
         '<th rowspan="2" data-col="1">α</th><th rowspan="2" data-col="2">T</th>'
@@ -384,7 +385,7 @@ def leaderboard_html(board: Leaderboard) -> str:
             cls = f' class="{" ".join(classes)}"' if classes else ""
             cells.append(f'<td{cls} data-v="{_repr(v)}">{text}</td>')
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(x for x in out if x)
 
 
@@ -406,7 +407,7 @@ def html_table(
         cls = "" if isinstance(v, int) else ' class="txt"'
         return f'<td{cls} data-v="{e(text)}">{e(text)}</td>'
 
-    out = ['<table class="sortable"><thead><tr>']
+    out = ['<div class="scroll"><table class="sortable"><thead><tr>']
     tips = list(titles) if titles else [""] * len(head)
     out.append(
         "".join(
@@ -417,5 +418,5 @@ def html_table(
     out.append("</tr></thead><tbody>")
     for r in rows:
         out.append("<tr>" + "".join(cell(v) for v in r) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
