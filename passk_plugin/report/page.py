@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,8 +46,10 @@ td.sig{font-weight:bold}
 table.board .extra{display:none}
 table.board.all .extra{display:table-cell}
 img{max-width:100%;height:auto;border:1px solid #eee}
-figure{display:inline-block;margin:0 1em 1em 0;vertical-align:top;max-width:100%}
-figure.key{max-width:calc(50% - 1em);min-width:420px}
+figure{display:inline-block;margin:0 .8em 1em 0;vertical-align:top;width:calc(50% - 1.2em);
+  min-width:420px}
+figure img{width:100%}
+figure.wide{width:calc(100% - 1.2em)}
 figcaption{font-size:.85em;color:#555}
 details{margin-top:1.5em} summary{cursor:pointer;font-size:1.15em;font-weight:bold}
 """
@@ -114,6 +117,17 @@ def _caption(name: str) -> str:
         if stem.startswith(prefix):
             return f"{stem[len(prefix) :]}: {what}"
     return stem.replace("_", " ")
+
+
+_VERDICTS = re.compile(
+    r"(No difference here is distinguishable from noise\.|significantly higher|"
+    r"significantly lower|falls significantly short|matches it within noise|within noise)"
+)
+
+
+def _emphasise(text: str) -> str:
+    """The verdicts of the headline in bold, so the answer can be skimmed."""
+    return _VERDICTS.sub(r"<strong>\1</strong>", text)
 
 
 def _signed(x: float) -> str:
@@ -193,7 +207,7 @@ def render_page(
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{e(title)}</h1>",
         '<section class="headline" id="headline">',
-        *(f"<p>{e(p)}</p>" for p in headline),
+        *(f"<p>{_emphasise(e(p))}</p>" for p in headline),
         "</section>" if headline else "<p>Nothing to compare yet.</p></section>",
     ]
     if key:
@@ -214,7 +228,10 @@ def render_page(
     ]
     if rest:
         out.append("<h2>More plots</h2>")
-        out += [_img(n, png, _caption(n)) for n, png in rest.items()]
+        out += [
+            _img(n, png, _caption(n), "wide" if n.startswith("rho_hist_") else "")
+            for n, png in rest.items()
+        ]
     if biasvar_html:
         out += [
             f'<details id="biasvar"><summary>Bias–variance view ({biasvar_rows} rows)</summary>',

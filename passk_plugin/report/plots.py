@@ -48,7 +48,7 @@ def _label(r: PointRecord, records: Sequence[PointRecord] = ()) -> str:
 
 def passk_vs_k(records: Sequence[PointRecord], task: str) -> bytes | None:
     """Pass@k against k (log scale), one line per point, with 95% error bars."""
-    pts = [r for r in records if task in r.tasks and r.tasks[task].ks]
+    pts = [r for r in points.reading_order(records) if task in r.tasks and r.tasks[task].ks]
     if not pts:
         return None
     colours = points.point_colours(records)
@@ -79,7 +79,7 @@ def passk_vs_k(records: Sequence[PointRecord], task: str) -> bytes | None:
     ax.set_ylabel("Pass@k")
     ax.set_title(f"{task}: Pass@k against k\n({ERRORBAR_NOTE})", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best", ncol=2 if len(pts) > 8 else 1)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False)
     return _png(fig)
 
 
@@ -148,10 +148,9 @@ def pass1_vs_passk(records: Sequence[PointRecord], task: str) -> bytes | None:
     ax.autoscale_view()
 
     def text(r: PointRecord) -> str:
-        if late is not None and r.id == late.id:
-            t = f", T={r.temperature:g}" if r.temperature is not None else ""
-            return f"{_label(r, records)} (late{t})"
-        return _label(r, records).replace(" (late)", "")
+        if late is not None and r.id == late.id and r.temperature is not None:
+            return _label(r, records).replace("(late)", f"(late, T={r.temperature:g})")
+        return _label(r, records).replace(" (late)", "").replace(" (early)", "")
 
     place_labels(
         ax,
@@ -215,13 +214,17 @@ def metric_vs_alpha(records: Sequence[PointRecord], task: str) -> bytes | None:
     ax.set_ylabel("score")
     ax.set_title(f"{task}: metrics against α\n({ERRORBAR_NOTE})", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False)
     return _png(fig)
 
 
 def rho_histograms(records: Sequence[PointRecord], task: str) -> bytes | None:
     """Histogram of per-problem success rate rho, one panel per point."""
-    pts = [r for r in records if task in r.tasks and r.tasks[task].rho is not None]
+    pts = [
+        r
+        for r in points.reading_order(records)
+        if task in r.tasks and r.tasks[task].rho is not None
+    ]
     if not pts:
         return None
     colours = points.point_colours(records)

@@ -120,8 +120,20 @@ def short_label(r: PointRecord, records: Sequence[PointRecord] = ()) -> str:
         return f"T={r.temperature:g} (late)"
     if is_alpha_point(r):
         several = len(alpha_groups(records)) > 1
-        return f"{r.method} α={r.alpha:g}" if several else f"α={r.alpha:g}"
+        name = f"{r.method} α={r.alpha:g}" if several else f"α={r.alpha:g}"
+        # α = 1 holds the late checkpoint's weights, α = 0 the early one's.
+        role = {1.0: " (late)", 0.0: " (early)"}.get(float(r.alpha), "")
+        return name + role
     return r.label
+
+
+def reading_order(records: Sequence[PointRecord]) -> list[PointRecord]:
+    """Merge points by method (WiSE-FT first) and α, then the temperature points, then the
+    rest: the order of every table and legend."""
+    ordered = [r for g in alpha_groups(records).values() for r in g]
+    ordered += temperature_points(records)
+    ordered += other_points(records)
+    return ordered
 
 
 # Colour maps per merge method, in alpha_groups' order.

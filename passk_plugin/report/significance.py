@@ -151,7 +151,7 @@ def late_paired_rows(records: Sequence[PointRecord]) -> list[PairedRow]:
     for task in sorted({t for r in records for t in r.tasks}):
         k = points.kmax(records, task)
         for metric in ["pass@1"] + ([f"pass@{k}"] if k and k > 1 else []):
-            for r in records:
+            for r in points.reading_order(records):
                 if r.id != late.id and (d := compare(r, late, task, metric)) is not None:
                     found.append((task, metric, r, d))
     adjusted = holm([d.p_value for *_, d in found])

@@ -138,7 +138,7 @@ def build_leaderboard(records: Sequence[PointRecord]) -> Leaderboard:
     colours = points.point_colours(records)
     late = points.late_point(records)
     rows = []
-    for rec in records:
+    for rec in points.reading_order(records):
         row = Row(
             rec.id,
             points.short_label(rec, records),
