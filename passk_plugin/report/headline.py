@@ -49,24 +49,29 @@ def task_headline(records: Sequence[PointRecord], task: str) -> str | None:
     sentences: list[str] = []
 
     candidates = merges or have
+
+    def top(pts: list[PointRecord], metric: str) -> PointRecord:
+        # On a tie in value the late checkpoint wins: a "gain" of exactly 0 says nothing.
+        return max(pts, key=lambda r: (_value(r, task, metric), late is not None and r is late))
+
     for metric, label in (("pass@1", "Pass@1"), (at_k, f"Pass@{k}")):
-        best = max(candidates, key=lambda r: _value(r, task, metric))
+        best = top(candidates, metric)
         v = _value(best, task, metric)
         if late is None:
-            sentences.append(f"{label} is highest at {name[best.id]} ({v:.3f})")
+            sentences.append(f"{label} is highest at {name[best.id]} with {v:.3f}")
         elif best.id != late.id:
             d = compare(best, late, task, metric)
             diffs.append(d)
             sentences.append(
-                f"{label} is highest at {name[best.id]} ({v:.3f}), {_diff_text(d)} against "
+                f"{label} is highest at {name[best.id]} with {v:.3f}, {_diff_text(d)} against "
                 f"the late checkpoint: {_verdict(d)}"
             )
         elif others := [r for r in candidates if r.id != late.id]:
-            runner = max(others, key=lambda r: _value(r, task, metric))
+            runner = top(others, metric)
             d = compare(runner, late, task, metric)
             diffs.append(d)
             sentences.append(
-                f"{label} is highest at the late checkpoint ({v:.3f}); the next, "
+                f"{label} is highest at the late checkpoint with {v:.3f}; the next, "
                 f"{name[runner.id]}, is {_diff_text(d)}: {_verdict(d)}"
             )
         else:
@@ -74,8 +79,8 @@ def task_headline(records: Sequence[PointRecord], task: str) -> str | None:
     text = f"{lead}: " + ". ".join(s[0].upper() + s[1:] for s in sentences) + "."
 
     if temps and merges:
-        target = max(merges, key=lambda r: _value(r, task, at_k))
-        closest = max(temps, key=lambda r: _value(r, task, at_k))
+        target = top(merges, at_k)
+        closest = top(temps, at_k)
         d = compare(closest, target, task, at_k)
         diffs.append(d)
         if d is None:

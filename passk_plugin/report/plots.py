@@ -2,7 +2,8 @@
 
 Every function returns PNG bytes, or None when the records hold nothing to draw. Each point has
 one colour and one short name in every chart (passk_plugin.report.points). Error bars are 95%
-normal intervals over problems: the stored mean ± 1.96 standard errors over problems.
+normal intervals over problems: the stored mean ± 1.96 standard errors over problems, cut at
+0 and 1.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ def _err(r: PointRecord, task: str, metric: str) -> float:
     return Z95 * se if se is not None and math.isfinite(se) else 0.0
 
 
+def _bar(pts: Sequence[PointRecord], task: str, metric: str) -> np.ndarray:
+    """Error bar lengths (2 × len) for matplotlib: ± 1.96 SE, cut at 0 and 1, which no
+    success rate can pass."""
+    ys = np.array([r.tasks[task].metrics[metric] for r in pts], dtype=np.float64)
+    es = np.array([_err(r, task, metric) for r in pts], dtype=np.float64)
+    return np.vstack(
+        [np.minimum(es, np.maximum(ys, 0.0)), np.minimum(es, np.maximum(1.0 - ys, 0.0))]
+    )
+
+
 def _label(r: PointRecord, records: Sequence[PointRecord] = ()) -> str:
     return points.short_label(r, records)
 
@@ -59,7 +70,7 @@ def passk_vs_k(records: Sequence[PointRecord], task: str) -> bytes | None:
         tr = r.tasks[task]
         ks = tr.ks
         ys = [tr.metrics[f"pass@{k}"] for k in ks]
-        errs = [_err(r, task, f"pass@{k}") for k in ks]
+        errs = np.hstack([_bar([r], task, f"pass@{k}") for k in ks])
         ax.errorbar(
             ks,
             ys,
@@ -132,8 +143,8 @@ def pass1_vs_passk(records: Sequence[PointRecord], task: str) -> bytes | None:
         ax.errorbar(
             [x],
             [y],
-            xerr=[_err(r, task, "pass@1")],
-            yerr=[_err(r, task, key)],
+            xerr=_bar([r], task, "pass@1"),
+            yerr=_bar([r], task, key),
             fmt=markers[r.id],
             color=colours[r.id],
             markeredgecolor="black",
@@ -201,7 +212,7 @@ def metric_vs_alpha(records: Sequence[PointRecord], task: str) -> bytes | None:
             ax.errorbar(
                 [r.alpha for r in pts],
                 [r.tasks[task].metrics[name] for r in pts],
-                yerr=[_err(r, task, name) for r in pts],
+                yerr=_bar(pts, task, name),
                 linestyle=":" if name.startswith("maj@") else ["-", "-."][gi % 2],
                 marker="o",
                 markersize=4,

@@ -23,7 +23,7 @@ def test_headline_names_the_gain_with_its_interval():
     p = text[0]
     # Pass@4: α=0.5 solves every problem at k = 4, the late checkpoint half of them.
     gain = np.mean([_pass_at_k_exact(4, 2, 4) - _pass_at_k_exact(4, c, 4) for c in [4, 0] * 20])
-    assert f"Pass@4 is highest at α=0.5 ({1.0:.3f}), +{gain:.3f}" in p
+    assert f"Pass@4 is highest at α=0.5 with {1.0:.3f}, +{gain:.3f}" in p
     assert "against the late checkpoint: significantly higher" in p
     assert "Pass@1 is highest at" in p and "within noise" in p  # equal Pass@1 (0.5)
     assert "Temperature alone: the late checkpoint at T=1 has Pass@4" in p
