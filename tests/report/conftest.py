@@ -130,15 +130,25 @@ def _wide_counts(rng: np.random.Generator, mean: float, spread: float) -> list[i
 def write_wide_point(store: RunStore, pid, method, alpha, temperature, tasks) -> None:
     """Like write_point, with n = 16 and maj@k per problem (a vote counted correct when most
     samples are, a stand-in for the real vote that keeps maj@k tied to the counts)."""
-    spec = {
-        "id": pid,
-        "method": method,
-        "alpha": alpha,
-        "temperature": temperature if method == "temperature" else None,
-        "parameters": {},
-    }
+    if method == "decoding":
+        point = GridPoint(
+            id=pid,
+            method=method,
+            checkpoints=("/late",),
+            sampling=Sampling(temperature=temperature),
+        )
+    elif method == "slerp":
+        point = GridPoint(id=pid, method=method, t=alpha, checkpoints=("/early", "/late"))
+    else:
+        point = GridPoint(
+            id=pid,
+            method=method,
+            alpha=alpha,
+            checkpoints=("/early", "/late"),
+            weights=(1 - alpha, alpha),
+        )
     doc = {"results": {}, "groups": {}, "configs": {}, "config": {}}
-    files: dict[str, str] = {"point.json": dumps_json(spec)}
+    files: dict[str, str] = {"point.json": dumps_json(point.to_stored(store.root))}
     for t, c in tasks.items():
         c_arr = np.asarray(c)
         res = task_results(c, n=WIDE_N, ks=WIDE_KS, task=t)
@@ -164,9 +174,10 @@ def write_wide_run(root: Path) -> Path:
     store = RunStore(root)
     grid = [("wise-ft", a, 0.6) for a in (0.0, 0.25, 0.5, 0.75, 1.0)]
     grid += [("slerp", a, 0.6) for a in (0.25, 0.5, 0.75)]
-    grid += [("temperature", None, t) for t in (0.3, 1.0)]
+    grid += [("decoding", None, t) for t in (0.3, 1.0)]
     for method, alpha, temp in grid:
-        pid = f"late-T{temp:g}" if alpha is None else f"{method}_a{alpha:.3f}"
+        letter = "t" if method == "slerp" else "a"
+        pid = f"late-T{temp:g}" if alpha is None else f"{method}_{letter}{alpha:.3f}"
         # The paper's picture: along α the mean success rate rises and its spread over
         # problems grows (rho piles up at 0 and 1), so Pass@16 peaks in between; a hotter
         # late checkpoint spreads less and solves less per sample.

@@ -17,7 +17,7 @@ def _pass_at_k_exact(n: int, c: int, k: int) -> float:
 def test_headline_names_the_gain_with_its_interval():
     late = _counts_rec("late", [4, 0] * 20, method="wise-ft", alpha=1.0, temperature=0.6)
     mid = _counts_rec("mid", [2] * 40, method="wise-ft", alpha=0.5, temperature=0.6)
-    hot = _counts_rec("hot", [3, 1] * 20, method="temperature", temperature=1.0)
+    hot = _counts_rec("hot", [3, 1] * 20, method="decoding", temperature=1.0)
     text = headline.headline([mid, late, hot])
     assert len(text) == 1
     p = text[0]
