@@ -64,7 +64,8 @@ def place_labels(
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     px = fig.dpi / 72.0
-    frame = ax.get_window_extent(renderer)
+    # A few pixels inside the frame: rendered glyphs can run a little past their measured box.
+    frame = ax.get_window_extent(renderer).padded(-3 * px)
     centres = [ax.transData.transform(p) for p in xy]
     half = _MARKER_HALF * px
     obstacles = [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in centres]

@@ -26,15 +26,19 @@ Z95 = 1.96  # error bars: ± Z95 standard errors over problems
 ERRORBAR_NOTE = "error bars: 95% interval, ± 1.96 standard errors over problems"
 
 
+DPI = 110
+
+
 def _figure(size: tuple[float, float], **kwargs) -> Figure:
-    fig = Figure(figsize=size, **kwargs)
+    # Created at the saving resolution, so text measured for label placement is the text drawn.
+    fig = Figure(figsize=size, dpi=DPI, **kwargs)
     FigureCanvasAgg(fig)  # attached up front: label placement measures text on it
     return fig
 
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     return buf.getvalue()
 
 
