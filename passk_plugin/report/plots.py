@@ -128,7 +128,8 @@ def pass1_vs_passk(records: Sequence[PointRecord], task: str) -> bytes | None:
             color="0.55",
             lw=1.2,
             zorder=1,
-            label=f"{method}: α from {group[0].alpha:g} to {group[-1].alpha:g}",
+            label=f"{method}: {points.coordinate_symbol(group[0])} from {group[0].alpha:g} "
+            f"to {group[-1].alpha:g}",
         )
     late = points.late_point(have)
     if curve := points.temperature_curve(have, task):

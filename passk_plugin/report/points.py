@@ -114,13 +114,23 @@ def early_point(records: Sequence[PointRecord]) -> PointRecord | None:
     return _end_point(records, 0.0, 0)
 
 
+# The interpolation coordinate's symbol by its name in the grid point (SLERP's is t).
+_SYMBOL = {"alpha": "α", "t": "t", "eta": "η"}
+
+
+def coordinate_symbol(r: PointRecord) -> str:
+    coordinate = r.point.coordinate if r.point is not None else None
+    return _SYMBOL.get(coordinate[0], "α") if coordinate else "α"
+
+
 def short_label(r: PointRecord, records: Sequence[PointRecord] = ()) -> str:
     """ "α=0.5" (or "slerp α=0.5" when the sweep has several merge methods), "T=1 (late)"."""
     if is_temperature_point(r):
         return f"T={r.temperature:g} (late)"
     if is_alpha_point(r):
         several = len(alpha_groups(records)) > 1
-        name = f"{r.method} α={r.alpha:g}" if several else f"α={r.alpha:g}"
+        name = f"{coordinate_symbol(r)}={r.alpha:g}"
+        name = f"{r.method} {name}" if several else name
         # α = 1 holds the late checkpoint's weights, α = 0 the early one's.
         role = {1.0: " (late)", 0.0: " (early)"}.get(float(r.alpha), "")
         return name + role

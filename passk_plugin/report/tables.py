@@ -240,8 +240,8 @@ def to_markdown(
     """One table per task with short headers; by default only the metrics that matter
     (the CSV and the HTML's "all metrics" toggle carry the rest)."""
     lines = [f"# {title}", ""]
-    if intro:
-        lines += [*intro, ""]
+    for paragraph in intro:  # blank lines between, so Markdown keeps them apart
+        lines += [paragraph, ""]
     lines += [legend_text(board).replace("Best:", "**Bold**:"), ""]
     for task in board.tasks:
         cols = [c for c in board.task_columns(task) if all_metrics or c.shown]

@@ -20,4 +20,4 @@ def test_roles_curve_and_one_colour_per_point(wide_run):
     board = tables.build_leaderboard(records)
     assert {r.id: r.colour for r in board.rows} == colours  # the tables use the same ones
     labels = {points.short_label(r, records) for r in records}
-    assert {"wise-ft α=0.5", "slerp α=0.5", "T=1 (late)"} <= labels
+    assert {"wise-ft α=0.5", "slerp t=0.5", "T=1 (late)"} <= labels
