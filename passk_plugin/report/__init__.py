@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from passk_plugin.atomic import atomic_write_bytes, atomic_write_text
-from passk_plugin.report import biasvar, page, plots, significance, tables
+from passk_plugin.report import biasvar, diversity, page, paired, plots, tables
 from passk_plugin.report import headline as headlines
 from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run
 from passk_plugin.report.headline import headline_text
@@ -55,10 +55,13 @@ def write_report(
     def put_text(name: str, text: str) -> None:
         written[name] = atomic_write_text(out / name, text)
 
-    board = tables.build_leaderboard(records)
+    pair_rows = paired.paired_rows(records, references=references)
+    board = tables.build_leaderboard(records, pair_rows)
     bv_rows = biasvar.bias_variance_rows(records)
     summary = headlines.headline(records)
-    paired_rows = significance.late_paired_rows(records)
+    put_text("paired.md", paired.to_markdown(pair_rows))
+    put_text("paired.csv", paired.to_csv(pair_rows))
+    put_text("paired.json", paired.to_json(pair_rows))
     task_names = sorted({t for r in records for t in r.tasks})
 
     images: dict[str, bytes] = {}
@@ -69,6 +72,8 @@ def write_report(
             ("metric_vs_alpha", lambda t: plots.metric_vs_alpha(records, t)),
             ("rho_hist", lambda t: plots.rho_histograms(records, t)),
             ("biasvar", lambda t: plots.biasvar_chart(bv_rows, t, records)),
+            ("forest", lambda t: paired.forest_plot(pair_rows, t)),
+            ("diversity", lambda t: diversity.diversity_plot(records, t)),
         ]
         for prefix, make in makers:
             for task in task_names:
@@ -80,7 +85,10 @@ def write_report(
 
     key_plots = [n for n in images if n.startswith(page.KEY_PLOT)]
     intro = [*summary, *(f"![{n}]({n})" for n in key_plots)]
-    intro.append("Tables: leaderboard below; bias–variance view in biasvar.md.")
+    intro.append(
+        "Tables: leaderboard below; every paired comparison in paired.md; the bias–variance view "
+        "in biasvar.md."
+    )
     put_text("leaderboard.md", tables.to_markdown(board, title, intro))
     put_text("leaderboard.csv", tables.to_csv(board))
     put_text("leaderboard.json", tables.to_json(board))
@@ -102,7 +110,7 @@ def write_report(
             title,
             summary,
             images,
-            page.paired_html(paired_rows, labels, colours),
+            page.paired_html(pair_rows, labels, colours),
             tables.leaderboard_html(board),
             tables.legend_text(board),
             bv_html if bv_rows else "",

@@ -113,6 +113,8 @@ def _caption(name: str) -> str:
         ("metric_vs_alpha_", "metrics against α"),
         ("rho_hist_", "per-problem success rate ρ"),
         ("biasvar_", "where Pass@k is lost"),
+        ("forest_", "paired differences against the references"),
+        ("diversity_", "answer diversity"),
     ):
         if stem.startswith(prefix):
             return f"{stem[len(prefix) :]}: {what}"
@@ -218,7 +220,8 @@ def render_page(
             "<h2>Against the late checkpoint (paired)</h2>",
             '<p class="note">Δ = point − late checkpoint, problem by problem; below it the 95% '
             "paired-bootstrap interval over problems and the Holm-adjusted p-value over the "
-            "whole table. Bold: significant at 0.05 after adjustment.</p>",
+            "whole table (every comparison, against every reference, is in paired.md). Bold: "
+            "significant at 0.05 after adjustment.</p>",
             paired,
         ]
     out += [

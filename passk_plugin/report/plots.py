@@ -181,7 +181,10 @@ def pass1_vs_passk(records: Sequence[PointRecord], task: str) -> bytes | None:
     ax.set_title(f"{task}: Pass@1 against Pass@{kmax}\n({ERRORBAR_NOTE})", fontsize=10)
     ax.grid(alpha=0.3)
     # Below the axes, where it can cover no point or label.
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(
+            fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False
+        )
     return _png(fig)
 
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from passk_plugin.report import points, significance
+from passk_plugin.report import paired, points, significance
 from passk_plugin.report.collect import PointRecord, metric_sort_key
 
 AVG = "avg"
@@ -116,7 +116,13 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def build_leaderboard(records: Sequence[PointRecord]) -> Leaderboard:
+def build_leaderboard(
+    records: Sequence[PointRecord], pair_rows: Sequence[paired.PairedRow] | None = None
+) -> Leaderboard:
+    """The leaderboard of `records`; `pair_rows` (report.paired.paired_rows, computed here when
+    not given) decide the ★ marks."""
+    if pair_rows is None:
+        pair_rows = paired.paired_rows(records)
     metrics_of: dict[str, set[str]] = {}
     problems: dict[str, int] = {}
     for rec in records:
@@ -152,7 +158,7 @@ def build_leaderboard(records: Sequence[PointRecord]) -> Leaderboard:
                 row.values[f"{t}/{m}"] = v
                 row.stderrs[f"{t}/{m}"] = tr.stderrs.get(m, math.nan)
             if late is not None and t in k_max:
-                row.beats_late[t] = significance.beats_late(rec, late, t, k_max[t]) is not None
+                row.beats_late[t] = paired.beats_late(pair_rows, rec.id, t)
         for m in sorted(shared, key=metric_sort_key):
             if all(t in rec.tasks and m in rec.tasks[t].metrics for t in tasks):
                 vals = [rec.tasks[t].metrics[m] for t in tasks]
@@ -183,7 +189,9 @@ def mark_column(records: Sequence[PointRecord], col: Column) -> dict[str, str]:
     for r in have:
         if r is top:
             continue
-        diff = significance.compare(top, r, col.task, col.metric)
+        diff = significance.compare(
+            top, r, col.task, col.metric, n_resamples=significance.MARK_RESAMPLES
+        )
         if diff is None:
             return {}
         if not (diff.significant and diff.delta > 0):
@@ -217,14 +225,15 @@ def legend_text(board: Leaderboard) -> str:
     """What the numbers and marks mean, in one paragraph (plain text)."""
     star = (
         " ★: beats the late checkpoint on Pass@k_max by a significant paired difference "
-        "without a significant loss on Pass@1."
+        "without a significant loss on Pass@1 (Holm-corrected over paired.md's table)."
         if board.late_id
         else ""
     )
     return (
         "Mean over problems ± standard error over problems. Best: ahead of every other point "
-        "by a significant paired difference (paired bootstrap over problems, 95%); ≈: tied for "
-        "best, the top value and every point whose paired difference to it is within noise. "
+        "by a significant paired difference over problems (sign-flip p < 0.05 and a 95% "
+        "bootstrap interval excluding 0); ≈: tied for best, the top value and every point whose "
+        "paired difference to it is within noise. "
         "Columns without per-problem values (maj@k from older results, averages over tasks) "
         "are not marked." + star
     )

@@ -65,28 +65,6 @@ def test_untestable_columns_are_not_marked():
     assert tables.build_leaderboard(recs).marks == {}
 
 
-def test_paired_bootstrap_matches_the_normal_interval_and_its_own_p_value():
-    rng = np.random.default_rng(1)
-    a = rng.random(3000)
-    b = a - 0.02 + 0.2 * rng.standard_normal(3000)
-    d = significance.paired_bootstrap(a, b)
-    diff = a - b
-    se = diff.std(ddof=1) / math.sqrt(diff.size)
-    assert d.delta == pytest.approx(diff.mean())
-    assert d.ci_low == pytest.approx(diff.mean() - 1.96 * se, abs=0.15 * se)
-    assert d.ci_high == pytest.approx(diff.mean() + 1.96 * se, abs=0.15 * se)
-    assert d.significant and d.p_value < 0.05
-    same = significance.paired_bootstrap(a, a)
-    assert (same.delta, same.ci_low, same.ci_high, same.p_value) == (0, 0, 0, 1.0)
-    with pytest.raises(ValueError, match="one entry per shared problem"):
-        significance.paired_bootstrap(a, a[:-1])
-
-
-def test_holm_adjustment():
-    # Sorted p: 0.01*3, 0.02*2, 0.04*1 -> 0.03, 0.04, 0.04 (monotone), back in input order.
-    assert significance.holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
-
-
 def _late_setup():
     # Late: every problem solved always or never (rho piles at 0 and 1).
     late = _counts_rec("late", [4, 0] * 20, method="wise-ft", alpha=1.0, temperature=0.6)
