@@ -11,7 +11,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from passk_plugin.report import points
+import passk_plugin.report.points as points
 from passk_plugin.report.collect import PointRecord
 from passk_plugin.report.significance import PairedDiff, compare, fmt_diff
 

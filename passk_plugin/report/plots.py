@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from passk_plugin.report import points
+import passk_plugin.report.points as points
 from passk_plugin.report.biasvar import BiasVarianceRow
 from passk_plugin.report.collect import PointRecord
 from passk_plugin.report.labels import place_labels

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import passk_plugin.report.paired as paired
 from passk_plugin import stats
-from passk_plugin.report import paired
 from passk_plugin.report.collect import PointRecord
 
 LEVEL = 0.05

@@ -17,7 +17,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from passk_plugin.report import paired, points, significance
+import passk_plugin.report.paired as paired
+import passk_plugin.report.points as points
+import passk_plugin.report.significance as significance
 from passk_plugin.report.collect import PointRecord, metric_sort_key
 
 AVG = "avg"
