@@ -30,7 +30,8 @@ table{border-collapse:collapse;font-size:13px;margin:.3em 0}
 .scroll{overflow-x:auto;max-width:100%}
 th,td{border:1px solid #d4d4d4;padding:2px 6px;text-align:right;white-space:nowrap;
   vertical-align:top}
-th{background:#f0f0f0;user-select:none}
+th{background:#f0f0f0;user-select:none;white-space:normal;max-width:6em}
+th.group{max-width:none}
 th[data-col]{cursor:pointer}
 th.group{text-align:center;background:#e4e9f0}
 th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}

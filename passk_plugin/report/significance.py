@@ -10,6 +10,7 @@ next to an interval that contains 0.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import passk_plugin.report.paired as paired
@@ -17,6 +18,7 @@ from passk_plugin import stats
 from passk_plugin.report.collect import PointRecord
 
 LEVEL = 0.05
+_TESTED = re.compile(r"^(?:pass|maj)@\d+$")
 # The best/tie marks only need a decision, made for many pairs: fewer resamples than the
 # sentences and tables, whose intervals are shown.
 MARK_RESAMPLES = 2000
@@ -46,7 +48,10 @@ def compare(
     n_resamples: int = stats.DEFAULT_RESAMPLES,
 ) -> PairedDiff | None:
     """A − B on `task`/`metric`, or None when either side lacks per-problem values (maj@k
-    needs answer classes) or the two were not run on the same problems."""
+    needs answer classes) or the two were not run on the same problems. Only pass@k and maj@k
+    have a paired test; other metrics (G-Pass@k, diversity) give None."""
+    if not _TESTED.match(metric):
+        return None
     try:
         found = paired.compare_points(a, b, task, [metric], n_resamples=n_resamples)
     except (ValueError, KeyError):

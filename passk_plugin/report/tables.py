@@ -33,6 +33,14 @@ _MGPASS = re.compile(r"^mg-pass@(\d+)$")
 _DIVERSITY = re.compile(r"distinct|entropy|classes|rho", re.IGNORECASE)
 
 
+_NAMES = {
+    "rho0_share": "ρ = 0 share",
+    "rho1_share": "ρ = 1 share",
+    "distinct_answers": "distinct answers",
+    "answer_entropy": "answer entropy",
+}
+
+
 def short_header(metric: str) -> str:
     """ "pass@16" -> "Pass@16", "g-pass@16_0.5" -> "G-Pass@16 τ=0.5"; others unchanged but
     for underscores."""
@@ -42,7 +50,7 @@ def short_header(metric: str) -> str:
         return f"G-Pass@{m[1]} τ={m[2]}"
     if m := _MGPASS.match(metric):
         return f"mG-Pass@{m[1]}"
-    return metric.replace("_", " ")
+    return _NAMES.get(metric, metric.replace("_", " "))
 
 
 def is_key_metric(metric: str, k_max: int | None) -> bool:

@@ -155,6 +155,17 @@ def write_wide_point(store: RunStore, pid, method, alpha, temperature, tasks) ->
         maj = {k: (c_arr / WIDE_N > 0.5 - 0.2 / k).astype(float) for k in WIDE_KS[1:]}
         for k, v in maj.items():
             res[f"maj@{k},all"], res[f"maj@{k}_stderr,all"] = metrics.mean_and_stderr(v)
+        # Diversity figures under the tasks' names (stand-ins tied to the counts), shown by
+        # default beside Pass@1, Pass@k_max and maj@k_max: the page's widest case.
+        rho = c_arr / WIDE_N
+        diversity = {
+            "rho0_share": (rho == 0).astype(float),
+            "rho1_share": (rho == 1).astype(float),
+            "distinct_answers": 1.0 + 3.0 * rho * (1 - rho),
+            "answer_entropy": 2.0 * rho * (1 - rho),
+        }
+        for name, v in diversity.items():
+            res[f"{name},all"], res[f"{name}_stderr,all"] = metrics.mean_and_stderr(v)
         doc["results"][t] = res
         doc["configs"][t] = {"generation_kwargs": {"do_sample": True, "temperature": temperature}}
         rows = []
