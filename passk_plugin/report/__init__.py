@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from passk_plugin.atomic import atomic_write_bytes, atomic_write_text
+from passk_plugin.errors import DataError
+from passk_plugin.outputs import claim_output_dir, write_marker
 from passk_plugin.report import biasvar, diversity, page, paired, plots, tables
 from passk_plugin.report import headline as headlines
 from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run

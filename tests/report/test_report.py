@@ -81,6 +81,43 @@ def test_cli(synthetic_run, tmp_path, capsys):
     assert "run directory not found" in capsys.readouterr().err
 
 
+def test_corrupt_points_are_left_out_and_listed(synthetic_run, tmp_path, capsys):
+    points = RunStore(synthetic_run).points_root
+    (points / "late-T1" / "results.json").write_text('{"results": {\n  "gsm8k_passk": ')
+    (points / "wise-ft_a0.500" / "point.json").write_bytes(b'{"id": "caf\xe9"}\n')
+    assert main(["report", str(synthetic_run), "--out", str(tmp_path / "r"), "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads((tmp_path / "r" / "leaderboard.json").read_text())
+    assert len(doc["rows"]) == 3
+    assert "left out 2 unreadable" in captured.err and "Traceback" not in captured.err
+    assert f"{points / 'late-T1' / 'results.json'}:2: corrupt" in captured.err
+    assert f"{points / 'wise-ft_a0.500' / 'point.json'}:1: not UTF-8" in captured.err
+    skipped: list[str] = []
+    build_report(synthetic_run, out=tmp_path / "r", with_plots=False, skipped=skipped)
+    assert [s.split(" skipped")[0] for s in skipped] == ["point late-T1", "point wise-ft_a0.500"]
+
+
+def test_report_directory_rule(synthetic_run, tmp_path, capsys):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    file_out = tmp_path / "report.html"
+    file_out.write_text("keep")
+    for out, expected in [
+        (notes, "--overwrite"),
+        (file_out, "is a file, not a directory"),
+        (synthetic_run, "holds the input"),
+    ]:
+        assert main(["report", str(synthetic_run), "--out", str(out), "--no-plots"]) == 2
+        err = capsys.readouterr().err
+        assert str(out) in err and expected in err and "Traceback" not in err
+    assert file_out.read_text() == "keep" and [p.name for p in notes.iterdir()] == ["notes.txt"]
+    assert (
+        main(["report", str(synthetic_run), "--out", str(notes), "--no-plots", "--overwrite"]) == 0
+    )
+    assert (notes / "notes.txt").read_text() == "mine" and (notes / "leaderboard.md").is_file()
+
+
 def test_page_reads_answer_first_and_bias_variance_last(synthetic_run):
     from passk_plugin.report import collect_run, headline_text
 
