@@ -10,17 +10,24 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple
 from pathlib import Path
 
 from passk_plugin.atomic import atomic_write_bytes, atomic_write_text
 from passk_plugin.errors import DataError
 from passk_plugin.outputs import claim_output_dir, write_marker
-from passk_plugin.report import biasvar, diversity, paired, plots, tables
+from passk_plugin.report import biasvar, diversity, page, paired, plots, tables
+from passk_plugin.report import headline as headlines
 from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run
+from passk_plugin.report.headline import headline_text
 from passk_plugin.sweep_store import RunStore
 
-__all__ = ["build_report", "collect_run", "collect_lm_eval_dirs", "write_report"]
+__all__ = [
+    "build_report",
+    "collect_run",
+    "collect_lm_eval_dirs",
+    "headline_text",
+    "write_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,52 +57,68 @@ def write_report(
     def put_text(name: str, text: str) -> None:
         written[name] = atomic_write_text(out / name, text)
 
-    board = tables.build_leaderboard(records)
-    bv_rows = biasvar.bias_variance_rows(records)
-    put_text("leaderboard.md", tables.to_markdown(board, title))
-    put_text("leaderboard.csv", tables.to_csv(board))
-    put_text("leaderboard.json", tables.to_json(board))
-    put_text("biasvar.md", biasvar.to_markdown(bv_rows))
-    put_text("biasvar.csv", biasvar.to_csv(bv_rows))
-    put_text("biasvar.json", biasvar.to_json(bv_rows))
     pair_rows = paired.paired_rows(records, references=references)
+    board = tables.build_leaderboard(records, pair_rows)
+    bv_rows = biasvar.bias_variance_rows(records)
+    summary = headlines.headline(records)
     put_text("paired.md", paired.to_markdown(pair_rows))
     put_text("paired.csv", paired.to_csv(pair_rows))
     put_text("paired.json", paired.to_json(pair_rows))
+    task_names = sorted({t for r in records for t in r.tasks})
 
     images: dict[str, bytes] = {}
     if with_plots:
-        task_names = sorted({t for r in records for t in r.tasks})
         makers = [
-            ("passk_vs_k", lambda t: plots.passk_vs_k(records, t)),
             ("pass1_vs_passk", lambda t: plots.pass1_vs_passk(records, t)),
+            ("passk_vs_k", lambda t: plots.passk_vs_k(records, t)),
             ("metric_vs_alpha", lambda t: plots.metric_vs_alpha(records, t)),
             ("rho_hist", lambda t: plots.rho_histograms(records, t)),
-            ("biasvar", lambda t: plots.biasvar_chart(bv_rows, t)),
+            ("biasvar", lambda t: plots.biasvar_chart(bv_rows, t, records)),
             ("forest", lambda t: paired.forest_plot(pair_rows, t)),
             ("diversity", lambda t: diversity.diversity_plot(records, t)),
         ]
-        for task in task_names:
-            for prefix, make in makers:
+        for prefix, make in makers:
+            for task in task_names:
                 png = make(task)
                 if png is not None:
                     name = f"{prefix}_{_safe(task)}.png"
                     images[name] = png
                     written[name] = atomic_write_bytes(out / name, png)
 
-    bv_head = [f.replace("_", " ") for f in biasvar.BiasVarianceRow.__dataclass_fields__]
-    extra = ""
-    if bv_rows:
-        extra = (
-            "<h2>Bias-variance view</h2>\n<p>"
-            + (
-                "ρ = c/n per problem. 1 − Pass@k = (1 − mean ρ)^k (Jensen term) + excess; "
-                "the excess is what the spread of ρ over problems costs."
-            )
-            + "</p>\n"
-            + tables.html_table(bv_head, [astuple(r) for r in bv_rows])
-        )
-    put_text("leaderboard.html", tables.to_html(board, title, images, extra))
+    key_plots = [n for n in images if n.startswith(page.KEY_PLOT)]
+    intro = [*summary, *(f"![{n}]({n})" for n in key_plots)]
+    intro.append(
+        "Tables: leaderboard below; every paired comparison in paired.md; the bias–variance view "
+        "in biasvar.md."
+    )
+    put_text("leaderboard.md", tables.to_markdown(board, title, intro))
+    put_text("leaderboard.csv", tables.to_csv(board))
+    put_text("leaderboard.json", tables.to_json(board))
+    put_text("biasvar.md", biasvar.to_markdown(bv_rows))
+    put_text("biasvar.csv", biasvar.to_csv(bv_rows))
+    put_text("biasvar.json", biasvar.to_json(bv_rows))
+
+    labels = {r.id: r.label for r in board.rows}
+    colours = {r.id: r.colour for r in board.rows}
+    fields = list(biasvar.HEADERS)
+    bv_html = tables.html_table(
+        ["point", *biasvar.HEADERS.values()],
+        [[labels.get(r.point, r.point), *(getattr(r, f) for f in fields)] for r in bv_rows],
+        titles=["", *(biasvar.TIPS.get(f, "") for f in fields)],
+    )
+    put_text(
+        "leaderboard.html",
+        page.render_page(
+            title,
+            summary,
+            images,
+            page.paired_html(pair_rows, labels, colours),
+            tables.leaderboard_html(board),
+            tables.legend_text(board),
+            bv_html if bv_rows else "",
+            len(bv_rows),
+        ),
+    )
     return written
 
 

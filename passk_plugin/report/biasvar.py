@@ -82,6 +82,29 @@ def bias_variance_rows(records: Sequence[PointRecord]) -> list[BiasVarianceRow]:
 
 _FIELDS = [f for f in BiasVarianceRow.__dataclass_fields__]
 
+# Column headers a reader understands, for the Markdown and HTML tables.
+HEADERS = {
+    "task": "task",
+    "k": "k",
+    "problems": "problems",
+    "mean_rho": "mean ρ",
+    "var_rho": "var ρ",
+    "frac_rho_0": "ρ = 0 share",
+    "frac_rho_1": "ρ = 1 share",
+    "jensen_term": "Jensen term",
+    "excess": "excess",
+    "pass_at_k_of_rho": "Pass@k plug-in",
+    "pass_at_k_stored": "Pass@k stored",
+}
+TIPS = {
+    "frac_rho_0": "share of problems never solved",
+    "frac_rho_1": "share of problems always solved",
+    "jensen_term": "(1 − mean ρ)^k: what mean Pass@1 alone allows",
+    "excess": "E[(1 − ρ)^k] − (1 − mean ρ)^k: what the spread of ρ costs",
+    "pass_at_k_of_rho": "1 − E[(1 − ρ)^k] from the per-problem ρ",
+    "pass_at_k_stored": "the unbiased estimate stored with the results",
+}
+
 
 def _fmt(v: object) -> str:
     if v is None:
@@ -92,27 +115,14 @@ def _fmt(v: object) -> str:
 
 
 def to_markdown(rows: Sequence[BiasVarianceRow]) -> str:
-    head = [
-        "point",
-        "task",
-        "k",
-        "problems",
-        "mean ρ",
-        "var ρ",
-        "ρ=0",
-        "ρ=1",
-        "(1−mean ρ)^k",
-        "excess",
-        "1−E(1−ρ)^k",
-        "pass@k",
-    ]
+    head = ["point", *HEADERS.values()]
     lines = [
         "# Bias-variance view of Pass@k",
         "",
         "ρ is a problem's success rate c/n. 1 − Pass@k = E[(1−ρ)^k] = (1−mean ρ)^k + excess: "
         "the Jensen term (1−mean ρ)^k depends on mean Pass@1 alone; the excess (≥ 0) is what "
-        "the spread of ρ over problems costs. ρ=0 / ρ=1: share of problems never / always "
-        "solved. pass@k is the stored unbiased estimate; 1−E(1−ρ)^k is the plug-in value.",
+        "the spread of ρ over problems costs. ρ = 0 / ρ = 1 share: problems never / always "
+        "solved. Pass@k stored is the unbiased estimate; Pass@k plug-in is 1−E(1−ρ)^k.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|",

@@ -47,7 +47,7 @@ def test_build_report_writes_everything_into_run_dir_report(synthetic_run):
     assert hidden == [MARKER_FILE]  # passk's output marker, no temp files left
     html = (report / "leaderboard.html").read_text()
     assert html.count("data:image/png;base64,") == len(PLOTS)
-    assert "Bias-variance view" in html
+    assert "Bias–variance view" in html and "<details" in html
 
 
 def test_report_is_rebuilt_identically(synthetic_run, tmp_path):
@@ -116,3 +116,26 @@ def test_report_directory_rule(synthetic_run, tmp_path, capsys):
         main(["report", str(synthetic_run), "--out", str(notes), "--no-plots", "--overwrite"]) == 0
     )
     assert (notes / "notes.txt").read_text() == "mine" and (notes / "leaderboard.md").is_file()
+
+
+def test_page_reads_answer_first_and_bias_variance_last(synthetic_run):
+    from passk_plugin.report import collect_run, headline_text
+
+    build_report(synthetic_run)
+    report = RunStore(synthetic_run).report_dir
+    html = (report / "leaderboard.html").read_text()
+    marks = [
+        'id="headline"',
+        f'alt="{TASK}: Pass@1 against Pass@k_max"',
+        "Against the late checkpoint (paired)",
+        'id="board"',
+        f'alt="{TASK}: Pass@k against k"',
+        '<details id="biasvar">',
+    ]
+    positions = [html.index(m) for m in marks]
+    assert positions == sorted(positions)
+    assert "<details open" not in html  # the bias-variance table starts collapsed
+    md = (report / "leaderboard.md").read_text()
+    first = headline_text(collect_run(synthetic_run), width=10**6).splitlines()[0]
+    assert md.index(first) < md.index(f"## {TASK}")
+    assert md.index(f"(pass1_vs_passk_{TASK}.png)") < md.index(f"## {TASK}")
