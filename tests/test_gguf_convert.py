@@ -180,14 +180,36 @@ def test_conversion_is_cached_and_checks_its_input(source, converted, tmp_path, 
         gguf_convert.convert_gguf(tmp_path / "missing.gguf", tmp_path / "out")
 
 
+# The first two GSM8K test problems: `--limit 2` reads no further.
+GSM8K_ROWS = [
+    {
+        "question": "Janet\u2019s ducks lay 16 eggs per day. She eats three for breakfast every "
+        "morning and bakes muffins for her friends every day with four. She sells the remainder "
+        "at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she "
+        "make every day at the farmers' market?",
+        "answer": "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = "
+        "$<<9*2=18>>18 every day at the farmer\u2019s market.\n#### 18",
+    },
+    {
+        "question": "A robe takes 2 bolts of blue fiber and half that much white fiber.  How "
+        "many bolts in total does it take?",
+        "answer": "It takes 2/2=<<2/2=1>>1 bolt of white fiber\nSo the total amount of fabric "
+        "is 2+1=<<2+1=3>>3 bolts of fabric\n#### 3",
+    },
+]
+
+
 @pytest.mark.slow
-def test_converted_checkpoint_in_passk_eval_zeroshot(converted, shared_data, tmp_path, monkeypatch):
+def test_converted_checkpoint_in_passk_eval_zeroshot(converted, tmp_path, monkeypatch):
     """`passk eval --apply_chat_template` on the zero-shot task, no extra flags for the model."""
     from passk_plugin.cli import main as passk_main
     from passk_plugin.graders import gsm8k
     from passk_plugin.harness import parse_verdicts
 
-    monkeypatch.setenv("PASSK_DATA_DIR", str(shared_data))
+    data = tmp_path / "data" / "gsm8k"
+    data.mkdir(parents=True)
+    (data / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in GSM8K_ROWS))
+    monkeypatch.setenv("PASSK_DATA_DIR", str(data.parent))
     out = tmp_path / "out"
     argv = ["eval", "--model", "hf-passk", "--model_args", f"pretrained={converted}"]
     argv += ["--device", "cpu", "--tasks", "gsm8k_passk_zeroshot", "--apply_chat_template"]
@@ -206,7 +228,7 @@ def test_converted_checkpoint_in_passk_eval_zeroshot(converted, shared_data, tmp
         assert prompt.startswith("<|user|>\nSolve the following math word problem")
         assert prompt.endswith("<|assistant|>\n")
         (texts,) = sample["resps"]
-        verdicts = parse_verdicts(sample["filtered_resps"])
+        verdicts = parse_verdicts(sample["filtered_resps"][0])
         assert len(texts) == len(verdicts) == 2
         for text, verdict in zip(texts, verdicts, strict=True):
             assert verdict["correct"] == gsm8k.grade(text, sample["doc"]).correct
