@@ -240,13 +240,12 @@ def sft_answer(solution: str) -> str:
 
 def task_prompt_fn():
     """The task's own doc_to_text (lm_eval renders the YAML's template)."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
     from passk_plugin.paths import tasks_dir
 
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False)
-    task = get_task_dict([TASK], manager)[TASK]
-    return task.doc_to_text
+    return manager.load([TASK])["tasks"][TASK].doc_to_text
 
 
 def sft_examples(tokenizer, rows: list[dict], size: StudySize) -> list[dict[str, list[int]]]:
