@@ -71,7 +71,7 @@ class StudySize(BaseModel):
     max_gen_toks: int
     alphas: str  # strictly inside (0, 1): α = 0 and 1 are trajectory points already
     temperatures: str  # the late checkpoint's baseline, besides TASK_TEMPERATURE
-    decoding: str | None  # `passk sweep --decoding`, used where the sweep has it
+    decoding: tuple[str, ...]  # late-checkpoint decoding points, one per setting
     backend: str
     device: str
     why: str
@@ -93,7 +93,7 @@ SIZES: dict[str, StudySize] = {
         max_gen_toks=32,
         alphas="0.5",
         temperatures="1.0",
-        decoding="top_p=0.8",
+        decoding=("top_p=0.8",),
         backend="hf-passk",
         device="cpu",
         why="plumbing only: every stage runs on the real model in minutes; 2 problems x 2 "
@@ -109,19 +109,19 @@ SIZES: dict[str, StudySize] = {
         learning_rate=5e-5,
         save_steps=8,
         early_step=8,
-        test_problems=20,
+        test_problems=16,
         n=4,
         max_gen_toks=160,
         alphas="0.25,0.5,0.75",
         temperatures="1.0",
-        decoding="top_p=0.8",
+        decoding=(),
         backend="hf-passk",
         device="cpu",
-        why="~85 min on 2 free cores (estimated, bench/README.md): SFT of 32 steps (64 examples "
-        "x 4 epochs, 8 per step, ~11-14 s a step) with a checkpoint per epoch; 9 points "
-        "(5 checkpoints, 3 α, T = 1.0) x 20 problems x 4 samples of <= 160 tokens, which at "
-        "~17 tokens/s with hf-passk is ~70 min of generation. Too few problems for tight "
-        "intervals; --backend vllm-passk generates ~8x faster on CPU",
+        why="~75-85 min on 2 free cores (estimated in bench/README.md, not run): SFT of 32 "
+        "steps (64 examples x 4 epochs, 8 per step, ~11-14 s a step) with a checkpoint per "
+        "epoch; 9 points (5 checkpoints, 3 α, T = 1.0) x 16 problems x 4 samples (64 rows, "
+        "one hf-passk batch) of <= 160 tokens, ~60-75 min of generation at ~17 tokens/s. Too "
+        "few problems for tight intervals; --backend vllm-passk generates several times faster",
     ),
     "gpu": StudySize(
         name="gpu",
@@ -138,7 +138,7 @@ SIZES: dict[str, StudySize] = {
         max_gen_toks=512,
         alphas="0.1,0.25,0.5,0.75,0.9",
         temperatures="0.3,0.8,1.0,1.2,1.5",
-        decoding="top_p=0.8;min_p=0.05;typical_p=0.9",
+        decoding=("top_p=0.8", "min_p=0.05", "typical_p=0.9"),
         backend="vllm-passk",
         device="cuda",
         why="the paper's setting at small scale: 8 epochs over 2000 examples (500 steps, a "
@@ -368,31 +368,54 @@ def eval_flags(size: StudySize) -> list[str]:
     return flags
 
 
-def study_commands(
+def study_command(
     size: StudySize, steps: list[tuple[int, Path]], early: Path, late: Path, out: Path
-) -> list[list[str]]:
-    """The sweeps of the study: one, where `passk sweep --checkpoints` exists, else several."""
-    flags = eval_flags(size)
+) -> list[str]:
+    """The whole study as one `passk sweep`: trajectory, WiSE-FT grid, decoding baselines."""
+    cmd = ["sweep", "--checkpoints", *(str(p) for _, p in steps)]
+    cmd += ["--early", str(early), "--late", str(late), "--alphas", size.alphas]
+    cmd += ["--temperatures", size.temperatures]
+    if size.decoding:
+        cmd += ["--decoding", *size.decoding]
+    return passk_cmd(*cmd, *eval_flags(size), "--out", str(out))
+
+
+def run_study(
+    size: StudySize, steps: list[tuple[int, Path]], early: Path, late: Path, out: Path
+) -> str:
+    """Run the study's sweep; returns the command it is (or stands for)."""
+    cmd = study_command(size, steps, early, late, out)
     help_text = sweep_help()
-    if "--checkpoints" in help_text:
-        cmd = ["sweep", "--checkpoints", *(str(p) for _, p in steps)]
-        cmd += ["--early", str(early), "--late", str(late), "--alphas", size.alphas]
-        cmd += ["--temperatures", size.temperatures]
-        if size.decoding and "--decoding" in help_text:
-            cmd += ["--decoding", size.decoding]
-        return [passk_cmd(*cmd, *flags, "--out", str(out / "study"))]
-    # ---- FALLBACK while `passk sweep` has no --checkpoints (trajectory) flag: one sweep per
-    # checkpoint, each the checkpoint as is at the task's temperature, then a WiSE-FT sweep
-    # that also holds the temperature baseline. Remove once --checkpoints is on main.
-    one = ["sweep", "--temperatures", str(TASK_TEMPERATURE), *flags]
-    cmds = [
-        passk_cmd(*one, "--late", str(path), "--out", str(out / "trajectory" / path.name))
-        for _, path in steps
-    ]
-    wise = ["sweep", "--early", str(early), "--late", str(late), "--alphas", size.alphas]
-    wise += ["--temperatures", size.temperatures]
-    cmds.append(passk_cmd(*wise, *flags, "--out", str(out / "wiseft")))
-    return cmds
+    if "--checkpoints" in help_text and "--decoding" in help_text:
+        run_logged(cmd)  # a rerun skips the stored points
+        return shown(cmd)
+    # ---- FALLBACK while `passk sweep` has no --checkpoints/--decoding flags: the same grid
+    # points (passk_plugin.grid's builders) in one run_sweep call, settings parsed from the
+    # same flags by `passk sweep`'s own parser. Remove once both flags are on main.
+    from passk_plugin.cli import sweep as sweep_cli
+    from passk_plugin.grid import checkpoint_points, decoding_points, parse_decoding, unique_points
+    from passk_plugin.sweep.grids import GridRequest, build_points
+    from passk_plugin.sweep.run import run_sweep
+    from passk_plugin.sweep.settings import RunOptions
+
+    parser = argparse.ArgumentParser()
+    sweep_cli.add_arguments(parser)
+    args = parser.parse_args([*eval_flags(size), "--out", str(out)])
+    points = checkpoint_points([p for _, p in steps])
+    request = GridRequest(
+        early=str(early), late=str(late), alphas=size.alphas, temperatures=size.temperatures
+    )
+    points += build_points(request)
+    points += decoding_points(late, [parse_decoding(d) for d in size.decoding or ()])
+    print(f"+ (in process, until the flags exist) {shown(cmd)}", flush=True)
+    run_sweep(
+        out,
+        unique_points(points),
+        sweep_cli.settings_from_args(args),
+        RunOptions(device=size.device),
+        progress=False,
+    )
+    return shown(cmd)
 
 
 # --------------------------------------------------------------------------------- 5 report
@@ -413,24 +436,22 @@ def paired(a, b) -> tuple[float, float, float]:
     return res.delta, res.ci_low, res.ci_high
 
 
-def classify(record, spec: dict[str, Any], step_of: dict[str, int]) -> tuple[str, Any]:
+def classify(record, step_of: dict[str, int]) -> tuple[str, Any]:
     """(kind, key) of a stored point: trajectory step, α, temperature or decoding label.
 
     step_of: resolved checkpoint path -> training step (checkpoint-0 links to the base model,
-    which a sweep stores under its resolved path).
+    which a sweep may store under its resolved path).
     """
-    if record.alpha is not None and spec.get("recipe"):
-        return "alpha", float(record.alpha)
-    checkpoint = spec.get("checkpoint")
-    step = spec.get("step")
-    if step is None and checkpoint:
-        step = step_of.get(str(Path(checkpoint).resolve()))
-    decoding = {k: v for k, v in (spec.get("parameters") or {}).items() if k != "temperature"}
-    if decoding and record.method != "temperature":
-        return "decoding", ";".join(f"{k}={v}" for k, v in sorted(decoding.items()))
-    temp = record.temperature
+    point = record.point
+    if point.method == "wise-ft":
+        return "alpha", float(point.alpha)
+    sampling = point.sampling.gen_kwargs() if point.sampling is not None else {}
+    temp = sampling.pop("temperature", None)
+    if sampling:
+        return "decoding", point.sampling.label()
     if temp is not None and abs(temp - TASK_TEMPERATURE) > 1e-9:
         return "temperature", float(temp)
+    step = step_of.get(str(Path(point.checkpoints[0]).resolve()), point.step)
     return "step", int(step) if step is not None else -1
 
 
@@ -447,15 +468,13 @@ def collect(study_dir: Path, steps: list[tuple[int, Path]]) -> dict[str, Any]:
 
     from passk_plugin.metrics import pass_at_k
     from passk_plugin.report.collect import collect_run
-    from passk_plugin.sweep_store import POINT_SPEC_FILE
 
     step_of = {str(path.resolve()): step for step, path in steps}
     late_step = steps[-1][0]
     points: dict[tuple[str, Any], dict[str, Any]] = {}
     for settings in sorted(study_dir.rglob("sweep.json")):
         for rec in collect_run(settings.parent):
-            spec = json.loads((Path(rec.source) / POINT_SPEC_FILE).read_text())
-            kind, key = classify(rec, spec, step_of)
+            kind, key = classify(rec, step_of)
             tr = rec.tasks[TASK]
             kmax = max(tr.ks)
             rho = tr.c / tr.n
@@ -614,11 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = checkpoints(work / "sft")
     late_step, late = steps[-1]
     early_step, early = next((s, p) for s, p in steps if s >= size.early_step)
-    cmds = study_commands(size, steps, early, late, work / "study")
     timings.start()
-    for cmd in cmds:
-        run_logged(cmd)  # a finished sweep skips its stored points
-    timings.record("study", [shown(c) for c in cmds])
+    command = run_study(size, steps, early, late, work / "study")
+    timings.record("study", [command])
 
     points = collect(work / "study", steps)
     table = results_table(points, early_step, late_step)
