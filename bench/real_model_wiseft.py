@@ -564,8 +564,9 @@ def results_table(
             f"| {label} | {fmt(p['pass1'])} | {fmt(p['passk'])} | {fmt(p['solved_never'])} "
             f"| {fmt(p['solved_always'])} |"
         )
-    evals = sorted(p["eval_s"] for p in points.values() if "eval_s" in p)
-    merges = sorted(p["merge_s"] for p in points.values() if p.get("merge_s"))
+    stored = [p for key, p in points.items() if key != ("alpha", 1.0)]  # α = 1 is the late point
+    evals = sorted(p["eval_s"] for p in stored if "eval_s" in p)
+    merges = sorted(p["merge_s"] for p in stored if p.get("merge_s"))
     if evals:
         lines += [
             "",
@@ -634,8 +635,10 @@ def main(argv: list[str] | None = None) -> int:
     late_step, late = steps[-1]
     early_step, early = next((s, p) for s, p in steps if s >= size.early_step)
     timings.start()
+    stored = len(list((work / "study" / "points").glob("*/DONE.json")))
     command = run_study(size, steps, early, late, work / "study")
-    timings.record("study", [command])
+    fresh = len(list((work / "study" / "points").glob("*/DONE.json"))) > stored
+    timings.record("study", [command], fresh)
 
     points = collect(work / "study", steps)
     table = results_table(points, early_step, late_step)
