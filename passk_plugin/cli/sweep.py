@@ -252,10 +252,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         if not args.no_report and RunStore(run_dir).done_ids():
-            print(f"report (finished points): {RunStore(run_dir).report_dir / 'leaderboard.md'}")
+            print(f"report (finished points): {RunStore(run_dir).report_dir / 'leaderboard.html'}")
         return 1
     done = sum(r.status == "done" for r in results)
     print(f"{done} points evaluated, {len(results) - done} already done; run directory {run_dir}")
     if not args.no_report:
-        print(f"report: {RunStore(run_dir).report_dir / 'leaderboard.md'}")
+        from passk_plugin.report import collect_run, headline_text
+
+        # The finding in words (paired comparisons), then where to read the rest.
+        print(headline_text(collect_run(run_dir)))
+        print(f"report: {RunStore(run_dir).report_dir / 'leaderboard.html'}")
     return 0
