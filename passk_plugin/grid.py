@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 if TYPE_CHECKING:
     from mergekit.config import MergeConfiguration
@@ -412,8 +412,9 @@ def parse_decoding(text: str) -> Sampling:
         raise UsageError(f"empty decoding setting {text!r}: e.g. top_p=0.8;min_p=0.05")
     try:
         return Sampling(**values)
-    except ValueError as err:
-        raise UsageError(f"decoding setting {text!r}: {err}") from None
+    except ValidationError as err:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        raise UsageError(f"decoding setting {text!r}: {problems}") from None
 
 
 def interpolation_points(

@@ -3,6 +3,12 @@
     passk sweep --early ckpt/early --late ckpt/late --alphas 0:1:0.25 \\
         --temperatures 0.4,0.7,1.0 --tasks gsm8k_passk --n 8 --out runs/wiseft
 
+    # a training trajectory, WiSE-FT of its first checkpoint with two later ones, and
+    # decoding baselines of the last one
+    passk sweep --checkpoints runs/sft --early runs/sft/checkpoint-100 \\
+        --late runs/sft/checkpoint-500 runs/sft/checkpoint-1000 --alphas 0:1:0.25 \\
+        --temperatures 0.7,1.0 --decoding "top_p=0.9;min_p=0.05" --n 8 --out runs/traj
+
 Rerun the same command after an interruption: finished points are kept and skipped.
 """
 
@@ -19,8 +25,25 @@ from passk_plugin.sweep.settings import DEFAULT_MODEL, EvalSettings, RunOptions
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("grid")
+    g.add_argument(
+        "--checkpoints",
+        nargs="+",
+        default=[],
+        metavar="CKPT",
+        help="a training trajectory: evaluate each checkpoint as it is (no merge), its step "
+        "read from trainer_state.json or the name checkpoint-<step>; a training run's output "
+        "directory stands for its checkpoint-<step> subdirectories, in step order",
+    )
     g.add_argument("--early", help="early checkpoint (α = 0)")
-    g.add_argument("--late", help="late checkpoint (α = 1; also the temperature baseline)")
+    g.add_argument(
+        "--late",
+        nargs="+",
+        default=[],
+        metavar="CKPT",
+        help="late checkpoint(s) (α = 1): with --early, each is interpolated with it. The "
+        "last one (else the last of --checkpoints) is the decoding baseline of --temperatures "
+        "and --decoding",
+    )
     g.add_argument("--recipes", help="a `passk recipes` directory (or its manifest.json)")
     g.add_argument(
         "--alphas",
@@ -34,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--temperatures",
         help="also evaluate the late checkpoint (no merge) at these sampling temperatures, "
         "the WiSE-FT paper's baseline: 0.4,0.7,1.0 or start:stop:step",
+    )
+    g.add_argument(
+        "--decoding",
+        metavar="SETTINGS",
+        help="also evaluate the late checkpoint under other decoding settings, one point per "
+        "';'-separated setting, keys joined by ',': "
+        "'top_p=0.8;min_p=0.05;typical_p=0.9;top_p=0.9,temperature=0.7' "
+        "(keys: temperature, top_p, min_p, typical_p; vLLM has no typical_p)",
     )
 
     e = parser.add_argument_group("evaluation (changing these needs a new --out or --force)")
@@ -198,12 +229,14 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
 
 def grid_request(args: argparse.Namespace) -> GridRequest:
     return GridRequest(
+        checkpoints=tuple(args.checkpoints),
         early=args.early,
-        late=args.late,
+        late=tuple(args.late),
         recipes=args.recipes,
         alphas=args.alphas,
         method=args.method,
         temperatures=args.temperatures,
+        decoding=args.decoding,
     )
 
 

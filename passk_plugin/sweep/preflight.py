@@ -18,7 +18,12 @@ from typing import Any
 
 from passk_plugin.errors import UsageError
 from passk_plugin.grid import GridPoint
-from passk_plugin.sweep.settings import IN_MEMORY_MODELS, EvalSettings, RunOptions
+from passk_plugin.sweep.settings import (
+    IN_MEMORY_MODELS,
+    VLLM_MODELS,
+    EvalSettings,
+    RunOptions,
+)
 
 # How a task YAML names passk's loader: custom_dataset: !function passk_plugin.data.<x>
 _LOADER = re.compile(r"passk_plugin\.data\.(\w+)$")
@@ -128,6 +133,28 @@ def check_options(settings: EvalSettings, options: RunOptions) -> None:
         )
 
 
+# Sampling settings vLLM's SamplingParams lacks (passing one there raises TypeError mid-run).
+VLLM_UNSUPPORTED_SAMPLING = ("typical_p",)
+
+
+def check_sampling(points: Sequence[GridPoint], settings: EvalSettings) -> None:
+    """The backend can apply every point's sampling settings (vLLM has no typical_p)."""
+    if settings.model not in VLLM_MODELS:
+        return
+    for key in VLLM_UNSUPPORTED_SAMPLING:
+        if key in settings.gen_kwargs:
+            raise UsageError(
+                f"--model {settings.model} cannot apply {key} (vLLM's sampler has none): "
+                f"drop it from --gen-kwargs or use --model hf-passk"
+            )
+        for p in points:
+            if key in p.gen_kwargs():
+                raise UsageError(
+                    f"point {p.id}: --model {settings.model} cannot apply {key} (vLLM's "
+                    "sampler has none): drop it from --decoding or use --model hf-passk"
+                )
+
+
 def check_writable(run_dir: str | Path) -> None:
     """The run directory can be created and written (probed with a temporary file)."""
     root = Path(run_dir)
@@ -172,6 +199,7 @@ def preflight(
     """Every check, cheapest first; returns what was learnt of the tasks."""
     check_grid(points)
     check_options(settings, options)
+    check_sampling(points, settings)
     check_writable(run_dir)
     infos = task_infos(settings)
     check_ks(settings, infos)
