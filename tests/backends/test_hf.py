@@ -365,3 +365,84 @@ def test_gsm8k_passk_task_runs(tiny_model, shared_data, monkeypatch):
     assert len(samples) == 2
     assert all(len(s["resps"][0]) == 4 for s in samples)
     assert all(len(s["filtered_resps"][0]) == 4 for s in samples)  # all four graded
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding settings beyond temperature: top_p, min_p, typical_p (the sweep's --decoding)
+
+
+def _top_k(p: np.ndarray, k: int = 50) -> np.ndarray:
+    keep = np.zeros_like(p, dtype=bool)
+    keep[np.argsort(-p)[:k]] = True
+    out = np.where(keep, p, 0.0)
+    return out / out.sum()
+
+
+def _cut_top_p(p: np.ndarray, top_p: float) -> np.ndarray:
+    order = np.argsort(-p)
+    n_keep = int(np.searchsorted(np.cumsum(p[order]), top_p) + 1)
+    keep = np.zeros_like(p, dtype=bool)
+    keep[order[:n_keep]] = True
+    return keep
+
+
+def _cut_min_p(p: np.ndarray, min_p: float) -> np.ndarray:
+    # Nguyen et al.: keep tokens at least min_p times as likely as the most likely one
+    return p >= min_p * p.max()
+
+
+def _cut_typical(p: np.ndarray, mass: float) -> np.ndarray:
+    # Meister et al.: the tokens whose surprisal is closest to the entropy, up to `mass`
+    support = p > 0
+    surprisal = np.where(support, -np.log(np.where(support, p, 1.0)), np.inf)
+    entropy = float(-(p[support] * np.log(p[support])).sum())
+    distance = np.abs(surprisal - entropy)
+    order = np.argsort(distance, kind="stable")
+    n_keep = min(int((np.cumsum(p[order]) < mass).sum()) + 1, len(p))
+    return support & (distance <= distance[order[n_keep - 1]])
+
+
+CUTS = {"top_p": (_cut_top_p, 0.7), "min_p": (_cut_min_p, 0.1), "typical_p": (_cut_typical, 0.6)}
+
+
+@pytest.mark.parametrize("key", sorted(CUTS))
+def test_decoding_settings_change_the_sampling_distribution(peaked_model, key):
+    """First tokens follow the distribution the setting defines (computed here, from the
+    model's own logits), and not the one without it: the setting reaches the sampler."""
+    cut, value = CUTS[key]
+    lm = HFPassKLM(pretrained=str(peaked_model), device="cpu", max_num_seqs=1000)
+    settings = lm.resolve_settings(
+        {"until": [], "do_sample": True, "temperature": 1.0, key: value, "max_gen_toks": 1}
+    )
+    prompt = lm.tok_encode(PROMPTS[0])
+    samples = lm.sample([prompt], [3000], settings, torch.Generator().manual_seed(0))[0]
+    first = np.array([s[0] for s in samples])
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([prompt])).logits[0, -1].double().numpy()
+    plain = _top_k(np.exp(logits - logits.max()))  # transformers' default top_k = 50
+    keep = cut(plain, value)
+    assert 0.1 < plain[~keep].sum() < 0.9  # the setting cuts enough mass to be seen
+    want = np.where(keep, plain, 0.0) / plain[keep].sum()
+    counts = np.bincount(first, minlength=len(plain))
+    assert counts[~keep].sum() == 0  # no cut token is ever drawn
+    assert _chi2_pvalue(counts, want) > 1e-3
+    assert _chi2_pvalue(counts, plain) < 1e-6
+
+
+@pytest.mark.parametrize("key", ["top_p", "min_p", "typical_p"])
+def test_decoding_settings_reach_stock_hf_and_hf_passk(stock, passk, key):
+    """A setting strict enough to leave one token makes every sample of a prompt the same;
+    without it the samples differ (stock hf gets the setting through lm_eval's gen_kwargs)."""
+    hot = {"until": ["\n\n"], "do_sample": True, "temperature": 1.0, "max_gen_toks": 6}
+    strict = {**hot, key: {"top_p": 0.001, "min_p": 1.0, "typical_p": 0.001}[key]}
+    for lm in (stock, passk):
+        loose = lm.generate_until(interleaved(hot, 4, PROMPTS[:1]), disable_tqdm=True)
+        assert len(set(loose)) > 1
+        out = lm.generate_until(interleaved(strict, 4, PROMPTS[:1]), disable_tqdm=True)
+        assert len(set(out)) == 1, (type(lm).__name__, out)
+        if key != "typical_p":  # one token left: the most likely one
+            greedy = lm.generate_until(
+                instances([(PROMPTS[0], {**GREEDY, "until": ["\n\n"], "max_gen_toks": 6})]),
+                disable_tqdm=True,
+            )
+            assert out[0] == greedy[0]
