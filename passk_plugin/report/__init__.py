@@ -15,7 +15,7 @@ from pathlib import Path
 from passk_plugin.atomic import atomic_write_bytes, atomic_write_text
 from passk_plugin.errors import DataError
 from passk_plugin.outputs import claim_output_dir, write_marker
-from passk_plugin.report import biasvar, diversity, page, paired, plots, tables
+from passk_plugin.report import biasvar, diversity, page, paired, plots, tables, trajectory
 from passk_plugin.report import headline as headlines
 from passk_plugin.report.collect import PointRecord, collect_lm_eval_dirs, collect_run
 from passk_plugin.report.headline import headline_text
@@ -91,7 +91,11 @@ def write_report(
         "Tables: leaderboard below; every paired comparison in paired.md; the bias–variance view "
         "in biasvar.md."
     )
-    put_text("leaderboard.md", tables.to_markdown(board, title, intro))
+    section = trajectory.build_section(records, with_plots)
+    for name, data in section.files.items():
+        write = atomic_write_bytes if isinstance(data, bytes) else atomic_write_text
+        written[name] = write(out / name, data)  # type: ignore[arg-type]
+    put_text("leaderboard.md", tables.to_markdown(board, title, intro) + section.markdown)
     put_text("leaderboard.csv", tables.to_csv(board))
     put_text("leaderboard.json", tables.to_json(board))
     put_text("biasvar.md", biasvar.to_markdown(bv_rows))
@@ -117,6 +121,7 @@ def write_report(
             tables.legend_text(board),
             bv_html if bv_rows else "",
             len(bv_rows),
+            section.html,
         ),
     )
     return written

@@ -197,6 +197,7 @@ def render_page(
     board_legend: str,
     biasvar_html: str,
     biasvar_rows: int,
+    trajectory_html: str = "",
 ) -> str:
     """The whole page, in reading order."""
     e = html.escape
@@ -229,6 +230,7 @@ def render_page(
         "<h2>Leaderboard</h2>",
         f'<p class="note">{e(board_legend)} Click a column header to sort.</p>',
         board_html,
+        trajectory_html,
     ]
     if rest:
         out.append("<h2>More plots</h2>")
