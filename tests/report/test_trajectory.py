@@ -107,3 +107,17 @@ def test_no_section_without_steps(synthetic_run):
     written = build_report(synthetic_run)
     assert "trajectory.csv" not in written
     assert "Training trajectory" not in written["leaderboard.md"].read_text()
+
+
+def test_other_decoding_settings_are_not_drawn_as_temperatures(tmp_path):
+    from passk_plugin.grid import Sampling, decoding_points
+    from passk_plugin.report import plots, points
+
+    store = RunStore(tmp_path / "run")
+    settings = [Sampling(temperature=1.0), Sampling(top_p=0.8), Sampling(min_p=0.05)]
+    for point in decoding_points("/late", settings):
+        _store(store, point, TRAJECTORY[400])
+    records = collect_run(store.root)
+    assert all(r.temperature == 1.0 for r in records)  # the run's temperature, stored
+    assert [r.id for r in points.temperature_points(records, TASK)] == ["late-T1"]
+    assert plots.pass1_vs_passk(records, TASK).startswith(b"\x89PNG")
