@@ -218,6 +218,30 @@ def test_trajectory_rows_carry_their_steps(grid_run):
     report = RunStore(run_dir).report_dir
     rows = {r["id"]: r for r in csv.DictReader((report / "leaderboard.csv").open())}
     assert sorted(rows) == sorted(GRID_IDS)
+    steps = {r["id"]: r["step"] for r in csv.DictReader((report / "trajectory.csv").open())}
+    assert steps == {pid: pid.split("-")[1].split("_")[0] for pid in GRID_IDS}
+    for name in (f"trajectory_{TASK}.png", f"early_late_{TASK}.png"):
+        assert (report / name).read_bytes().startswith(b"\x89PNG"), name
+    board = (report / "leaderboard.md").read_text()
+    assert "Pass@2 peaks at step " in board and "Pass@1 peaks at step " in board
     for pid in GRID_IDS:
         stored = json.loads((RunStore(run_dir).point_dir(pid) / "point.json").read_text())
         assert stored["step"] == int(pid.split("-")[1].split("_")[0])
+
+
+@pytest.mark.slow
+def test_in_memory_grid_matches_the_disk_grid(grid_run, training_run, shared_data, tmp_path,
+                                              monkeypatch):  # fmt: skip
+    monkeypatch.setenv("PASSK_DATA_DIR", str(shared_data))
+    run = training_run
+    mem = tmp_path / "mem"
+    flags = ["--checkpoints", _ckpt(run, 10), "--early", _ckpt(run, 10),
+             "--late", _ckpt(run, 20), _ckpt(run, 300), "--alphas", "0.5", *EVAL_FLAGS]  # fmt: skip
+    assert main(["sweep", *flags, "--in-memory", "--no-report", "--out", str(mem)]) == 0
+    assert not (mem / "merged").exists()
+    ids = ["ckpt_checkpoint-10", *GRID_IDS[3:]]
+    assert RunStore(mem).done_ids() == sorted(ids)
+    for pid in ids:
+        got = RunStore(mem).point_dir(pid) / f"samples_{TASK}.jsonl"
+        want = RunStore(grid_run[0]).point_dir(pid) / f"samples_{TASK}.jsonl"
+        assert got.read_bytes() == want.read_bytes(), pid

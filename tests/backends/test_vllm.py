@@ -379,3 +379,20 @@ def test_gsm8k_passk_task_runs(lm, shared_data, monkeypatch):
     assert all(len(s["resps"][0]) == 4 for s in samples)
     assert all(len(s["filtered_resps"][0]) == 4 for s in samples)
     assert "pass@4" in json.dumps(out["results"]["gsm8k_passk"])
+
+
+@pytest.mark.parametrize("key", ["top_p", "min_p"])
+def test_decoding_settings_reach_the_engine(lm, engine_calls, key):
+    """top_p and min_p go into SamplingParams: strict enough to leave one token, every sample
+    is the greedy one; without them the samples differ. (vLLM has no typical_p: the sweep
+    refuses it for vllm-passk before any work.)"""
+    hot = {"until": ["\n\n"], "do_sample": True, "temperature": 1.0, "max_gen_toks": 6}
+    strict = {**hot, key: {"top_p": 0.001, "min_p": 1.0}[key]}
+    loose = lm.generate_until(interleaved(hot, 4, PROMPTS[:1]), disable_tqdm=True)
+    assert len(set(loose)) > 1
+    out = lm.generate_until(interleaved(strict, 4, PROMPTS[:1]), disable_tqdm=True)
+    assert getattr(engine_calls[-1][1][0], key) == strict[key]
+    greedy = lm.generate_until(
+        instances([(PROMPTS[0], {**GREEDY, "max_gen_toks": 6})]), disable_tqdm=True
+    )
+    assert out == greedy * 4
