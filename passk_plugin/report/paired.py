@@ -80,14 +80,30 @@ def _pick(candidates: Sequence[PointRecord]) -> PointRecord | None:
     return (wise or list(candidates))[0]
 
 
+def _checkpoint_point(records: Sequence[PointRecord], end: int) -> PointRecord | None:
+    """Where α = 0 and 1 are stored as the checkpoints themselves (trajectories, early × late
+    grids): the checkpoint point at that end of the pairwise merges (the latest late one), else,
+    for the late end, the checkpoint the decoding points sample."""
+    merges = [r for r in _merge_points(records) if r.point and len(r.point.checkpoints) == 2]
+    merges.sort(key=lambda r: -1 if r.point.step is None else r.point.step)  # type: ignore[union-attr]
+    ends = [r.point.checkpoints[end] for r in reversed(merges)]  # type: ignore[union-attr]
+    if end == 1:
+        ends += [r.point.checkpoints[0] for r in records if r.method in DECODING and r.point]
+    plain = {r.point.checkpoints[0]: r for r in records if r.method == "checkpoint" and r.point}
+    return next((plain[e] for e in ends if e in plain), None)
+
+
 def late_point(records: Sequence[PointRecord]) -> PointRecord | None:
-    """The late checkpoint at the sweep temperature: a merge point with α = 1."""
-    return _pick([r for r in _merge_points(records) if _is(r.alpha, 1.0)])
+    """The late checkpoint at the sweep temperature: a merge point with α = 1, or that
+    checkpoint's own point."""
+    found = _pick([r for r in _merge_points(records) if _is(r.alpha, 1.0)])
+    return found or _checkpoint_point(records, 1)
 
 
 def early_point(records: Sequence[PointRecord]) -> PointRecord | None:
-    """The early checkpoint: a merge point with α = 0."""
-    return _pick([r for r in _merge_points(records) if _is(r.alpha, 0.0)])
+    """The early checkpoint: a merge point with α = 0, or that checkpoint's own point."""
+    found = _pick([r for r in _merge_points(records) if _is(r.alpha, 0.0)])
+    return found or _checkpoint_point(records, 0)
 
 
 def k_max(records: Sequence[PointRecord], task: str) -> int | None:

@@ -5,9 +5,9 @@ step); an early × late grid is the interpolation of one early checkpoint with s
 ones (merge points whose step is the late checkpoint's). Everything here is computed from the
 stored per-problem counts (n, c), so each value comes with its standard error over problems;
 where a point kept no counts, the stored metric and lm_eval's stderr (also over problems) are
-used. Diversity diagnostics are shown where the stored results hold them: the shares of
+used. Diversity diagnostics are shown where the stored results allow them: the shares of
 problems with ρ = 0 and ρ = 1 (from the counts), and the distinct answer classes and answer
-entropy per problem when the task logged them.
+entropy per problem (`report.diversity`) when the samples logged answer classes.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from matplotlib.figure import Figure
 
 from passk_plugin.metrics import mean_and_stderr, pass_at_k
 from passk_plugin.report.collect import PointRecord, TaskResult
+from passk_plugin.report.diversity import diversity
 
 CAPTION = "error bars: ± 1 standard error over problems"
-# Per-problem diagnostics a task may log (means over problems in the stored metrics).
+# Per-problem diagnostics that need logged answer classes (means over problems).
 LOGGED_DIAGNOSTICS = ("distinct_answers", "answer_entropy")
 
 
@@ -94,6 +95,7 @@ def step_rows(records: Sequence[PointRecord], task: str) -> list[StepRow]:
         p1, p1_se = _mean_se(tr, 1)
         pk, pk_se = _mean_se(tr, kmax)
         rho0, rho1 = _shares(tr)
+        logged = diversity(r, task)  # distinct answers and entropy where answers were logged
         rows.append(
             StepRow(
                 task=task,
@@ -108,8 +110,8 @@ def step_rows(records: Sequence[PointRecord], task: str) -> list[StepRow]:
                 passk_se=pk_se,
                 rho0_share=rho0,
                 rho1_share=rho1,
-                distinct_answers=tr.metrics.get("distinct_answers"),
-                answer_entropy=tr.metrics.get("answer_entropy"),
+                distinct_answers=logged.get("distinct_answers"),
+                answer_entropy=logged.get("answer_entropy"),
             )
         )
     return sorted(rows, key=lambda row: (row.alpha is not None, row.alpha or 0.0, row.step))

@@ -121,3 +121,14 @@ def test_other_decoding_settings_are_not_drawn_as_temperatures(tmp_path):
     assert all(r.temperature == 1.0 for r in records)  # the run's temperature, stored
     assert [r.id for r in points.temperature_points(records, TASK)] == ["late-T1"]
     assert plots.pass1_vs_passk(records, TASK).startswith(b"\x89PNG")
+
+
+def test_paired_references_are_the_checkpoints_themselves(stepped_run):
+    from passk_plugin.report import paired
+
+    records = collect_run(stepped_run)
+    assert paired.late_point(records).id == "ckpt_checkpoint-400"  # the latest late one
+    assert paired.early_point(records).id == "ckpt_checkpoint-100"
+    rows = paired.paired_rows(records)
+    refs = {(r.reference_role, r.reference) for r in rows}
+    assert ("late", "ckpt_checkpoint-400") in refs and ("early", "ckpt_checkpoint-100") in refs
