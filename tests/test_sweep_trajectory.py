@@ -118,6 +118,8 @@ def test_decoding_settings_combine_keys_and_follow_the_trajectory(training_run):
         ({"checkpoints": ("{run}/missing",)}, "checkpoint not found"),
         ({"early": "{run}/checkpoint-20", "late": ("{run}/checkpoint-10", "{run}/checkpoint-300")},
          "is not after --early"),
+        ({"early": "{run}/checkpoint-20", "late": ("{run}/checkpoint-10",)},
+         "is not after --early"),
         ({"early": "{run}/checkpoint-10", "late": ("{wide}", "{run}/checkpoint-300")},
          "--early and --late: checkpoints cannot be merged"),
         ({"checkpoints": ("{run}", "{wide}")}, "--checkpoints: checkpoints cannot be merged"),

@@ -112,6 +112,14 @@ def early_late_grid(
     """
     refs = check_compatible([early, *lates], "--early and --late")
     early, lates = refs[0], refs[1:]
+    check_order(early, lates)
+    for late in lates:
+        merge_grid(early, late, values, method=method)  # the method's own checks on values
+    return early_late_points(early, lates, values, method=method)
+
+
+def check_order(early: str, lates: Sequence[str]) -> None:
+    """Each late checkpoint comes after the early one, where both steps are known."""
     first = checkpoint_step(early)
     for late in lates:
         step = checkpoint_step(late)
@@ -120,8 +128,6 @@ def early_late_grid(
                 f"--late {late} (step {step}) is not after --early {early} (step {first}): "
                 "give checkpoints saved later in the run"
             )
-        merge_grid(early, late, values, method=method)  # the method's own checks on values
-    return early_late_points(early, lates, values, method=method)
 
 
 def decoding_grid(checkpoint: str, text: str) -> list[GridPoint]:
@@ -201,6 +207,7 @@ def build_points(request: GridRequest) -> list[GridPoint]:
             raise UsageError("a merge grid needs both --early and --late")
         alphas = parse_grid(r.alphas if r.alphas is not None else DEFAULT_ALPHAS)
         if len(lates) == 1 and not trajectory:
+            check_order(r.early, lates)
             step = checkpoint_step(lates[0])
             grid = merge_grid(r.early, lates[0], alphas, method=r.method)
             points += [p.model_copy(update={"step": step}) for p in grid]
