@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 
 # G-Pass@k thresholds reported when none are asked for: Liu et al. (2024) and OpenCompass
@@ -195,8 +196,10 @@ def mg_pass_at_k(
 
 # ---------------------------------------------------------------- maj@k as an expectation
 
-# Above this many multiply-adds the exact maj@k expectation gives way to Monte Carlo.
-EXACT_MAJ_BUDGET = 20_000_000
+# Above this many multiply-adds (of the exact algorithm, _exact_maj_cost) the maj@k
+# expectation gives way to Monte Carlo. At the limit the exact pass takes seconds (measured:
+# 1000 one-sample classes at n = 1024, all k up to 512, 5 s), about what Monte Carlo costs.
+EXACT_MAJ_BUDGET = 500_000_000
 MC_MAJ_DRAWS = 20_000
 
 
@@ -268,72 +271,218 @@ def expected_maj_at_k(answers: Sequence[Hashable | None], correct: Sequence[bool
 def expected_maj_from_classes(
     classes: AnswerClasses, k: int, *, seed: int = 0, budget: int = EXACT_MAJ_BUDGET
 ) -> float:
-    """Expected maj@k from the answer-class counts.
+    """Expected maj@k from the answer-class counts (see expected_maj_at_ks)."""
+    return expected_maj_at_ks(classes, [k], seed=seed, budget=budget)[int(k)]
+
+
+def expected_maj_at_ks(
+    classes: AnswerClasses, ks: Iterable[int], *, seed: int = 0, budget: int = EXACT_MAJ_BUDGET
+) -> dict[int, float]:
+    """Expected maj@k for every k in ks from the answer-class counts, sharing the work.
 
     Exact algorithm. A k-subset takes x_l samples from class l with multivariate
     hypergeometric probability prod_l C(m_l, x_l) / C(n, k). Class i wins with x_i = t when
     every other class has x_l <= t; the tie size is 1 + #{l: x_l = t}. For each class i worth
-    something and each t, a polynomial product over the other classes (degree in z = samples
-    drawn, a second index = number of classes tied at t) gives the total weight. Classes
-    smaller than t and the missing samples can never tie, so they merge into one pool with the
-    same generating function (Vandermonde). To keep floats in range every C(m, x) is replaced
-    by the binomial pmf C(m, x) p^x (1-p)^(m-x) with p = k/n: the product over classes then
-    carries the constant factor p^k (1-p)^(n-k), which dividing by the Binomial(n, p) pmf at k
-    removes (no binomial coefficient of n = 1024 is ever formed).
+    something and each t, the other classes of size >= t (those that can tie) are merged one
+    by one into a table over (j = how many of them sit at t, e = samples they contribute),
+    each x_l <= t. The classes smaller than t (never tying) and the missing samples form one
+    pool (Vandermonde). For t above every other class's size i wins outright: a hypergeometric
+    tail. Only the last step depends on k, so one pass over t serves every k.
 
-    Cost: for each valued class i and t <= min(m_i, k), one pass over the classes of size
-    >= t, each a convolution of t terms over (k-t) x (ties) entries: at most
-    sum_t (n/t) * t * (n/t) * k = O(n^2 k log n) multiply-adds, microseconds for n <= 64.
-    Above `budget` multiply-adds it switches to Monte Carlo over MC_MAJ_DRAWS random
-    k-subsets (seeded): by Hoeffding the error is below sqrt(ln(2/0.001) / (2 * 20000)) =
-    0.0138 with probability 0.999 per problem, and it averages down over problems.
+    To keep floats in range the table holds probabilities, not counts: entry (j, e) is the
+    number of ways divided by C(N, e), N the merged size so far, so each merge weighs by a
+    hypergeometric pmf and the last step by a three-group one, all from one table of
+    log-factorials (no binomial coefficient of n = 1024 is ever formed).
+
+    Cost: for each valued class i and t <= min(m_i, k), merging the j-th class that can tie
+    takes (t + 1) * j * (min(j t, k - t) + 1) multiply-adds (_exact_maj_cost). For a k where
+    the total exceeds `budget` it uses Monte Carlo over MC_MAJ_DRAWS random k-subsets
+    (seeded): by Hoeffding the error is below sqrt(ln(2/0.001) / (2 * 20000)) = 0.0138 with
+    probability 0.999 per problem, and it averages down over problems.
     """
     n = classes.n
-    _check_k(k, n)
+    ks = sorted({int(k) for k in ks})
+    for k in ks:
+        _check_k(k, n)
     counts = np.asarray(classes.counts, dtype=np.int64)
     values = np.asarray(classes.value, dtype=np.float64)
     if counts.size == 0 or not np.any(values > 0):
-        return 0.0
-    if _exact_maj_cost(counts, values, k) > budget:
-        return _monte_carlo_maj(counts, values, classes.missing, k, seed)
-    p = k / n
-    norm = float(sps.binom.pmf(k, n, p))
-    total = 0.0
-    for i in np.flatnonzero(values > 0):
-        m_i = int(counts[i])
-        others = np.delete(counts, i)
-        win = 0.0
-        for t in range(1, min(m_i, k) + 1):
-            rest = k - t  # samples the other classes and the missing ones contribute
-            tie_able = others[others >= t]
-            pool = int(others[others < t].sum()) + classes.missing
-            poly = np.zeros((1, rest + 1))
-            upto = min(pool, rest)
-            poly[0, : upto + 1] = sps.binom.pmf(np.arange(upto + 1), pool, p)
-            for m_l in tie_able:
-                below = sps.binom.pmf(np.arange(t), int(m_l), p)  # x_l < t
-                at_t = float(sps.binom.pmf(t, int(m_l), p))  # x_l = t ties
-                new = np.zeros((poly.shape[0] + 1, rest + 1))
-                for x, weight in enumerate(below):
-                    if x > rest:
-                        break
-                    new[:-1, x:] += weight * poly[:, : rest + 1 - x]
-                if t <= rest:
-                    new[1:, t:] += at_t * poly[:, : rest + 1 - t]
-                poly = new
-            share = poly[:, rest] / np.arange(1, poly.shape[0] + 1)
-            win += float(sps.binom.pmf(t, m_i, p)) * float(share.sum())
-        total += values[i] * win
-    return float(min(max(total / norm, 0.0), 1.0))
+        return dict.fromkeys(ks, 0.0)
+    # k = n (every sample drawn) has a closed form; the rest pay for the exact pass.
+    exact = [k for k in ks if k == n or _exact_maj_cost(counts, values, k) <= budget]
+    out = dict(zip(exact, _exact_maj(counts, values, classes.missing, exact), strict=True))
+    for k in ks:
+        if k not in out:
+            out[k] = _monte_carlo_maj(counts, values, classes.missing, k, seed)
+    return {k: out[k] for k in ks}
+
+
+class _LogComb:
+    """log C(a, b) for the a of one problem, each row built once from a log-factorial table."""
+
+    def __init__(self, n: int) -> None:
+        self.log_fact = special.gammaln(np.arange(n + 1, dtype=np.float64) + 1.0)
+        self.rows: dict[int, np.ndarray] = {}
+
+    def row(self, a: int) -> np.ndarray:
+        """log C(a, b) for b = 0..a."""
+        if a not in self.rows:
+            f = self.log_fact
+            self.rows[a] = f[a] - f[: a + 1] - f[a::-1]
+        return self.rows[a]
+
+    def at(self, a: int, b: np.ndarray) -> np.ndarray:
+        """log C(a, b) elementwise for any integer b; -inf where b < 0 or b > a."""
+        padded = np.full(a + 3, -np.inf)
+        padded[1 : a + 2] = self.row(a)
+        return padded[np.clip(b, -1, a + 1) + 1]
+
+
+# Where the chance of x_i = t is below exp(-80) = 1.8e-35 for a k, t adds less than that to
+# maj@k (it is a bound on the term), so those (t, k) pairs are skipped: far below a double's
+# resolution of the result, and most of the table work at large n.
+_NEGLIGIBLE_LOG_P = -80.0
+
+
+def _exact_maj(counts: np.ndarray, values: np.ndarray, missing: int, ks: list[int]) -> list[float]:
+    n = int(counts.sum()) + missing
+    out = {}
+    if n in ks:
+        # All n drawn: every class votes with its full count.
+        winners = counts == counts.max()
+        out[n] = float(values[winners].sum() / np.count_nonzero(winners))
+    drawn = [k for k in ks if k != n]
+    if drawn:
+        k_arr = np.asarray(drawn, dtype=np.int64)
+        lc = _LogComb(n)
+        log_n_k = lc.row(n)[k_arr]
+        total = np.zeros(k_arr.size)
+        for i in np.flatnonzero(values > 0):
+            total += values[i] * _class_wins(lc, counts, int(i), missing, k_arr, log_n_k)
+        out.update(zip(drawn, total.tolist(), strict=True))
+    return [float(min(max(out[k], 0.0), 1.0)) for k in ks]
+
+
+def _class_wins(
+    lc: _LogComb,
+    counts: np.ndarray,
+    i: int,
+    missing: int,
+    k_arr: np.ndarray,
+    log_n_k: np.ndarray,
+) -> np.ndarray:
+    """For every k: the expected share of the win that class i takes."""
+    n = int(counts.sum()) + missing
+    m_i = int(counts[i])
+    others = np.sort(np.delete(counts, i))[::-1]  # largest first
+    top = int(others[0]) if others.size else 0
+    t = np.arange(1, min(m_i, int(k_arr.max())) + 1)
+    # log P(x_i = t) for each k (rows) and t (columns): hypergeometric.
+    log_p = lc.row(m_i)[t][None, :] + lc.at(n - m_i, k_arr[:, None] - t[None, :]) - log_n_k[:, None]
+    # t above every other class's size: i has the most votes outright.
+    win = np.exp(log_p[:, top:]).sum(axis=1)
+    relevant = log_p[:, :top] > _NEGLIGIBLE_LOG_P
+    t_tied = np.flatnonzero(relevant.any(axis=0))
+    if t_tied.size:
+        merges = _Merges(lc, others, int(t_tied.max()) + 1, int(k_arr.max()))
+        for t_tie in t_tied.tolist():
+            rows = relevant[:, t_tie]
+            win[rows] += _tied_win(
+                lc, merges, others, missing, m_i, t_tie + 1, k_arr[rows], log_n_k[rows]
+            )
+    return win
+
+
+class _Merges:
+    """kernel(s)[e, x] = C(m_s, x) C(size_s, e - x) / C(size_s + m_s, e): of e samples drawn
+    from the s largest other classes together, x come from the s-th (0-based, sizes sorted
+    largest first, size_s the sum of the s before it). It does not depend on t, so each is
+    built once per class i, for every t and e at once."""
+
+    def __init__(self, lc: _LogComb, others: np.ndarray, t_max: int, k_max: int) -> None:
+        self.lc = lc
+        self.sizes = others.tolist()
+        self.t_max = t_max
+        self.width = k_max  # e <= k_max - 1: at least one sample is class i's
+        self.kernels: dict[int, np.ndarray] = {}
+
+    def kernel(self, s: int) -> np.ndarray:
+        if s not in self.kernels:
+            lc = self.lc
+            m_s = self.sizes[s]
+            size = sum(self.sizes[:s])
+            x_max = min(m_s, self.t_max)
+            width = min(self.width, size + m_s + 1)
+            padded = np.full(x_max + width, -np.inf)
+            kept = min(size + 1, width)
+            padded[x_max : x_max + kept] = lc.row(size)[:kept]
+            # window[e, x] = log C(size, e - x)
+            window = np.lib.stride_tricks.sliding_window_view(padded, x_max + 1)[:width, ::-1]
+            self.kernels[s] = np.exp(
+                lc.row(m_s)[: x_max + 1][None, :] + window - lc.row(size + m_s)[:width][:, None]
+            )
+        return self.kernels[s]
+
+
+def _tied_win(
+    lc: _LogComb,
+    merges: _Merges,
+    others: np.ndarray,
+    missing: int,
+    m_i: int,
+    t: int,
+    k_arr: np.ndarray,
+    log_n_k: np.ndarray,
+) -> np.ndarray:
+    """For every k: P(x_i = t and every other x_l <= t), each subset weighed by 1 / tie size.
+
+    `others` is sorted largest first, so the classes that can tie are its first ones."""
+    rest_max = int(k_arr.max()) - t  # samples the other classes and the pool may add
+    tie_able = int(np.count_nonzero(others >= t))
+    pool = int(others[tie_able:].sum()) + missing
+    # The first class alone: each e < t one way per C(m, e) (normalised to 1), e = t a tie.
+    width = min(t, rest_max) + 1
+    table = np.zeros((2, width))
+    table[0, : min(t, width)] = 1.0
+    if t < width:
+        table[1, t] = 1.0
+    for s in range(1, tie_able):
+        width = min(table.shape[1] - 1 + t, rest_max) + 1
+        kernel = merges.kernel(s)[:width, : t + 1]
+        # shifted[j, e, x] = table[j, e - x]
+        rows = np.zeros((table.shape[0], t + width))
+        kept = min(table.shape[1], width)
+        rows[:, t : t + kept] = table[:, :kept]
+        shifted = np.lib.stride_tricks.sliding_window_view(rows, t + 1, axis=1)[:, :width, ::-1]
+        new = np.zeros((table.shape[0] + 1, width))
+        new[:-1] = np.einsum("jex,ex->je", shifted[:, :, :t], kernel[:, :t])
+        new[1:] += shifted[:, :, t] * kernel[:, t]
+        table = new
+    size = int(others[:tie_able].sum())
+    e = np.arange(table.shape[1])
+    share = (table / np.arange(1, table.shape[0] + 1)[:, None]).sum(axis=0)
+    log_w = (
+        lc.row(m_i)[t]
+        + lc.row(size)[e][None, :]
+        + lc.at(pool, k_arr[:, None] - t - e[None, :])
+        - log_n_k[:, None]
+    )
+    return (np.exp(log_w) * share[None, :]).sum(axis=1)
 
 
 def _exact_maj_cost(counts: np.ndarray, values: np.ndarray, k: int) -> int:
+    """Multiply-adds of the exact algorithm for this k (see expected_maj_at_ks)."""
     cost = 0
     for i in np.flatnonzero(values > 0):
-        others = np.delete(counts, i)
-        for t in range(1, min(int(counts[i]), k) + 1):
-            big = int(np.count_nonzero(others >= t))
-            cost += big * t * (big + 1) * (k - t + 1)
+        others = np.sort(np.delete(counts, i))
+        t_max = min(int(counts[i]), k, int(others[-1]) if others.size else 0)
+        if t_max < 1:
+            continue
+        t = np.arange(1, t_max + 1)[:, None]
+        big = others.size - np.searchsorted(others, t[:, 0], side="left")  # sizes >= t
+        j = np.arange(1, int(big.max()) + 1)[None, :]
+        terms = (t + 1) * j * (np.minimum(j * t, k - t) + 1)
+        cost += int(np.where(j <= big[:, None], terms, 0).sum())
     return cost
 
 
@@ -435,21 +584,27 @@ def per_problem_metrics(
     out: dict[str, np.ndarray] = {}
     for k in ks:
         out[f"pass@{k}"] = pass_at_k(n, c, k)
+    # G-Pass@k depends on (n, c) only, and problems share them: compute each pair once.
+    pairs, inverse = np.unique(
+        np.stack([np.broadcast_to(n, c.shape), c]), axis=1, return_inverse=True
+    )
+    inverse = inverse.reshape(c.shape)
     for k in ks:
         if k < 2:
             continue  # at k = 1 G-Pass@1 is Pass@1 for every tau and mG-Pass@1 is 0
         for tau in taus:
-            out[f"g-pass@{k}_{tau_label(tau)}"] = g_pass_at_k(n, c, k, tau)
-        out[f"mg-pass@{k}"] = mg_pass_at_k(n, c, k)
+            out[f"g-pass@{k}_{tau_label(tau)}"] = g_pass_at_k(pairs[0], pairs[1], k, tau)[inverse]
+        out[f"mg-pass@{k}"] = mg_pass_at_k(pairs[0], pairs[1], k)[inverse]
     out["mean_rho"] = success_rate(n, c)
     out["rho0_share"] = (c == 0).astype(np.float64)
     out["rho1_share"] = (c == n).astype(np.float64)
     if classes is not None:
         if len(classes) != c.size:
             raise ValueError("answer classes need one entry per problem")
-        for k in ks:
-            if k > 1:
-                out[f"maj@{k}"] = np.array([expected_maj_from_classes(cl, k) for cl in classes])
+        maj_ks = [k for k in ks if k > 1]
+        per_class = [expected_maj_at_ks(cl, maj_ks) for cl in classes]
+        for k in maj_ks:
+            out[f"maj@{k}"] = np.array([maj[k] for maj in per_class])
         out["distinct_answers"] = np.array([cl.distinct for cl in classes], dtype=np.float64)
         out["answer_entropy"] = np.array([cl.entropy_bits for cl in classes])
     return out

@@ -225,3 +225,136 @@ def test_bias_variance_decomposition():
     flat = metrics.bias_variance(np.full(4, 0.5), 4)
     assert flat["excess"] == pytest.approx(0.0)
     assert flat["pass_at_k_of_rho"] == pytest.approx(1 - 0.5**4)
+
+
+# ---------------------------------------------------------------- maj@k: fast path vs reference
+# The straightforward exact algorithm passk used before the all-k pass (one polynomial product
+# per class, t and k, binomial pmfs with p = k/n), kept here as the reference.
+
+REFERENCE_MAJ_BUDGET = 20_000_000
+
+
+def reference_maj_cost(counts: np.ndarray, values: np.ndarray, k: int) -> int:
+    cost = 0
+    for i in np.flatnonzero(values > 0):
+        others = np.delete(counts, i)
+        for t in range(1, min(int(counts[i]), k) + 1):
+            big = int(np.count_nonzero(others >= t))
+            cost += big * t * (big + 1) * (k - t + 1)
+    return cost
+
+
+def reference_maj(classes: metrics.AnswerClasses, k: int) -> float:
+    from scipy import stats as sps
+
+    n = classes.n
+    counts = np.asarray(classes.counts, dtype=np.int64)
+    values = np.asarray(classes.value, dtype=np.float64)
+    if counts.size == 0 or not np.any(values > 0):
+        return 0.0
+    p = k / n
+    norm = float(sps.binom.pmf(k, n, p))
+    total = 0.0
+    for i in np.flatnonzero(values > 0):
+        m_i = int(counts[i])
+        others = np.delete(counts, i)
+        win = 0.0
+        for t in range(1, min(m_i, k) + 1):
+            rest = k - t
+            tie_able = others[others >= t]
+            pool = int(others[others < t].sum()) + classes.missing
+            poly = np.zeros((1, rest + 1))
+            upto = min(pool, rest)
+            poly[0, : upto + 1] = sps.binom.pmf(np.arange(upto + 1), pool, p)
+            for m_l in tie_able:
+                below = sps.binom.pmf(np.arange(t), int(m_l), p)
+                at_t = float(sps.binom.pmf(t, int(m_l), p))
+                new = np.zeros((poly.shape[0] + 1, rest + 1))
+                for x, weight in enumerate(below):
+                    if x > rest:
+                        break
+                    new[:-1, x:] += weight * poly[:, : rest + 1 - x]
+                if t <= rest:
+                    new[1:, t:] += at_t * poly[:, : rest + 1 - t]
+                poly = new
+            share = poly[:, rest] / np.arange(1, poly.shape[0] + 1)
+            win += float(sps.binom.pmf(t, m_i, p)) * float(share.sum())
+        total += values[i] * win
+    return float(min(max(total / norm, 0.0), 1.0))
+
+
+def random_classes(rng: np.random.Generator, n: int) -> metrics.AnswerClasses:
+    """Answer classes of n samples: a few big classes (often of equal size: ties), a tail of
+    small ones, missing answers, sometimes two classes worth something or a mixed class."""
+    big = int(rng.integers(1, 5))
+    sizes = [int(s) for s in rng.multinomial(n, rng.dirichlet(np.ones(big + 3)))]
+    missing = sizes.pop()
+    counts = [s for s in sizes if s > 0]
+    if not counts:
+        return metrics.AnswerClasses((), (), n)
+    if rng.random() < 0.5 and len(counts) > 1:
+        # An exact tie between the two first classes; the samples taken off go unanswered.
+        low = min(counts[0], counts[1])
+        missing += counts[0] + counts[1] - 2 * low
+        counts[0] = counts[1] = low
+    values = [0.0] * len(counts)
+    values[int(rng.integers(0, len(counts)))] = 1.0
+    if rng.random() < 0.3:
+        values[int(rng.integers(0, len(counts)))] = float(rng.choice([1.0, 0.25]))
+    return metrics.AnswerClasses(tuple(counts), tuple(values), missing)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_maj_equals_reference_on_random_classes(seed):
+    rng = np.random.default_rng(seed)
+    cases = [(random_classes(rng, int(rng.integers(1, 40))), None) for _ in range(20)]
+    cases += [(random_classes(rng, 1024), (2, 4, 8, 16)) for _ in range(2)]
+    for classes, ks in cases:
+        ks = ks or sorted({k for k in (1, 2, 3, classes.n // 2, classes.n) if 1 <= k <= classes.n})
+        fast = metrics.expected_maj_at_ks(classes, ks)
+        for k in ks:
+            counts, values = np.asarray(classes.counts), np.asarray(classes.value)
+            if reference_maj_cost(counts, values, k) > REFERENCE_MAJ_BUDGET:
+                continue  # the reference itself would have used Monte Carlo
+            assert fast[k] == pytest.approx(reference_maj(classes, k), abs=1e-11), (classes, k)
+            one_k = metrics.expected_maj_from_classes(classes, k)
+            assert one_k == pytest.approx(fast[k], rel=1e-12, abs=1e-15)
+
+
+def test_fast_maj_at_n_1024_with_ties_and_missing_equals_reference():
+    classes = metrics.AnswerClasses(
+        (300, 300, 150, 40, 40, 1, 1, 1), (1.0, 0.0, 0.0, 0.0, 1.0, 0, 0, 1), 191
+    )
+    ks = [2, 8, 32, 1024]
+    fast = metrics.expected_maj_at_ks(classes, ks)
+    for k in ks:
+        assert fast[k] == pytest.approx(reference_maj(classes, k), abs=1e-11), k
+    assert fast[1024] == 0.5  # all drawn: the two 300-sample classes tie, one is correct
+    # Without answers nothing wins; one class wins whenever it is drawn at all.
+    assert metrics.expected_maj_at_ks(metrics.AnswerClasses((), (), 1024), [16]) == {16: 0.0}
+    one = metrics.AnswerClasses((24,), (1.0,), 1000)
+    want = float(exact_pass_at_k(1024, 24, 16))
+    assert metrics.expected_maj_at_ks(one, [16])[16] == pytest.approx(want, rel=1e-12)
+
+
+def test_maj_where_the_reference_used_monte_carlo_is_exact():
+    # The reference's cost rule sent this k to Monte Carlo; the all-k pass computes it exactly,
+    # so it must agree with the Monte Carlo estimate within that estimate's stated bound.
+    classes = metrics.AnswerClasses((342, 342, 192, 118), (1.0, 0.0, 0.0, 0.0), 30)
+    counts, values = np.asarray(classes.counts), np.asarray(classes.value)
+    assert reference_maj_cost(counts, values, 512) > REFERENCE_MAJ_BUDGET
+    exact = metrics.expected_maj_at_ks(classes, [512])[512]
+    mc = metrics.expected_maj_from_classes(classes, 512, budget=0)
+    assert abs(exact - mc) < 0.0138
+
+
+def test_per_problem_g_pass_shared_over_equal_counts():
+    n = np.array([16, 16, 16, 1024, 1024, 16])
+    c = np.array([3, 3, 0, 700, 700, 16])
+    values = metrics.per_problem_metrics(n, c, [1, 4, 16], (0.5, 1.0))
+    for k in (4, 16):
+        for tau in (0.5, 1.0):
+            want = [metrics.g_pass_at_k(a, [b], k, tau)[0] for a, b in zip(n, c, strict=True)]
+            assert values[f"g-pass@{k}_{tau}"].tolist() == want
+        want = [metrics.mg_pass_at_k(a, [b], k)[0] for a, b in zip(n, c, strict=True)]
+        assert values[f"mg-pass@{k}"].tolist() == want
