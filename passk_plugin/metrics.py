@@ -449,11 +449,19 @@ def _tied_win(
     for s in range(1, tie_able):
         width = min(table.shape[1] - 1 + t, rest_max) + 1
         kernel = merges.kernel(s)[:width, : t + 1]
-        # shifted[j, e, x] = table[j, e - x]
         rows = np.zeros((table.shape[0], t + width))
         kept = min(table.shape[1], width)
         rows[:, t : t + kept] = table[:, :kept]
-        shifted = np.lib.stride_tricks.sliding_window_view(rows, t + 1, axis=1)[:, :width, ::-1]
+        # shifted[j, e, x] = rows[j, t + e - x] = table[j, e - x], a view (strides, no copy;
+        # sliding_window_view would do the same at many times the call overhead).
+        step = rows.itemsize
+        shifted = np.ndarray(
+            (rows.shape[0], width, t + 1),
+            dtype=rows.dtype,
+            buffer=rows,
+            offset=t * step,
+            strides=(rows.strides[0], step, -step),
+        )
         new = np.zeros((table.shape[0] + 1, width))
         new[:-1] = np.einsum("jex,ex->je", shifted[:, :, :t], kernel[:, :t])
         new[1:] += shifted[:, :, t] * kernel[:, t]
