@@ -307,7 +307,7 @@ class _Worker:
             stderr=subprocess.DEVNULL,
             bufsize=0,
         )
-        self._finalizer = weakref.finalize(self, _kill, self.process)
+        self._finalizer = weakref.finalize(self, kill_worker, self.process)
         self._pending = b""
         deadline = time.monotonic() + _WORKER_START_LIMIT
         ready = self._read_line(deadline)
@@ -368,7 +368,8 @@ class _Worker:
         self._finalizer()
 
 
-def _kill(process: subprocess.Popen) -> None:
+def kill_worker(process: subprocess.Popen) -> None:
+    """Kill a grading worker process (if still running) and close its pipes."""
     if process.poll() is None:
         process.kill()
     process.wait()

@@ -85,7 +85,7 @@ class _Worker:
             env=env,
             bufsize=0,
         )
-        self._finalizer = weakref.finalize(self, _kill, self.process)
+        self._finalizer = weakref.finalize(self, math_grader.kill_worker, self.process)
         assert self.process.stdout is not None and self.process.stdin is not None
         self.rfd = self.process.stdout.fileno()
         self.pending = b""
@@ -112,15 +112,6 @@ class _Worker:
 
     def close(self) -> None:
         self._finalizer()
-
-
-def _kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    for stream in (process.stdin, process.stdout):
-        if stream is not None:
-            stream.close()
 
 
 class _Pool:
