@@ -45,8 +45,10 @@ def test_leaderboard_numbers_come_from_the_evaluation(demo):
     out, _ = demo
     cfg = DemoConfig.quick()
     rows = {r["id"]: r for r in csv.DictReader((out / "run/report/leaderboard.csv").open())}
-    expected = {f"wise-ft_a{a:.3f}" for a in cfg.alphas}
+    expected = {f"ckpt_checkpoint-{step}" for step in cfg.train.saved_steps}
+    expected |= {f"wise-ft_a{a:.3f}" for a in cfg.alphas if 0 < a < 1}
     expected |= {f"late-T{t:g}" for t in cfg.temperatures}
+    expected |= {f"late-{s.label()}" for s in cfg.decoding}
     assert set(rows) == expected
     for pid, row in rows.items():
         results = json.loads((out / "run/points" / pid / "results.json").read_text())
@@ -63,6 +65,40 @@ def test_leaderboard_numbers_come_from_the_evaluation(demo):
             ]
             assert task[f"pass@{k},all"] == pytest.approx(float(sum(exact) / len(exact)))
         assert all(s["n"] == cfg.n for s in samples)
+
+
+def test_the_sweep_is_trajectory_wise_ft_and_decoding_each_model_once(demo):
+    from passk_plugin.grid import GridPoint
+
+    out, _ = demo
+    cfg = DemoConfig.quick()
+    run = out / "run"
+    points = [
+        GridPoint.from_stored(json.loads(f.read_text()), run)
+        for f in sorted((run / "points").glob("*/point.json"))
+    ]
+    (run_dir,) = (out / "checkpoints").glob("run-*")
+    late = str(run_dir / f"checkpoint-{cfg.train.steps}")
+    early = str(run_dir / f"checkpoint-{cfg.train.early_step}")
+    # The trajectory: every saved checkpoint, as it is, with its step.
+    trajectory = {p.step: p.checkpoints[0] for p in points if p.method == "checkpoint"}
+    assert trajectory == {s: str(run_dir / f"checkpoint-{s}") for s in cfg.train.saved_steps}
+    # WiSE-FT strictly inside (0, 1): the ends are the trajectory's early and late points.
+    merges = [p for p in points if p.method == "wise-ft"]
+    assert sorted(p.alpha for p in merges) == [a for a in cfg.alphas if 0 < a < 1]
+    assert all(p.checkpoints == (early, late) for p in merges)
+    # The late checkpoint under every decoding setting, and these reach the generation.
+    decoding = [p for p in points if p.method == "decoding"]
+    assert {p.checkpoints[0] for p in decoding} == {late}
+    wanted = [{"temperature": t} for t in cfg.temperatures] + [s.gen_kwargs() for s in cfg.decoding]
+    assert sorted(map(str, (p.gen_kwargs() for p in decoding))) == sorted(map(str, wanted))
+    for p in decoding:
+        results = json.loads((run / "points" / p.id / "results.json").read_text())
+        used = results["configs"][TASK]["generation_kwargs"]
+        assert {k: used[k] for k in p.gen_kwargs()} == p.gen_kwargs(), used
+    # Each model under each sampling setting once, and nothing else.
+    assert len(points) == len({p.model_key() for p in points})
+    assert len(points) == len(trajectory) + len(merges) + len(decoding)
 
 
 def test_stored_verdicts_match_an_independent_regrade(demo):
