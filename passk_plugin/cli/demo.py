@@ -27,7 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from passk_plugin.demo.run import DemoConfig, describe, run_demo, with_overrides
+    from passk_plugin.demo.run import (
+        DemoConfig,
+        describe,
+        finding_text,
+        run_demo,
+        with_overrides,
+    )
 
     claim_output_dir(
         args.out,
@@ -44,5 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if board is not None:
         print()
         print(Path(board).read_text(encoding="utf-8"))
-    print(f"report: {Path(files['leaderboard.html']).parent}")
+    print()
+    print(finding_text(args.out, config))
+    print(f"The full report: {Path(files['leaderboard.html']).resolve()}")
     return 0

@@ -159,3 +159,42 @@ def with_overrides(config: DemoConfig, **changes) -> DemoConfig:
     if train_changes:
         changes["train"] = dataclasses.replace(config.train, **train_changes)
     return dataclasses.replace(config, **changes)
+
+
+def finding_text(out_dir: str | Path, config: DemoConfig | None = None) -> str:
+    """What the finished demo showed, in words, from its report's paired comparisons."""
+    import json
+    import textwrap
+
+    from passk_plugin.demo import finding
+    from passk_plugin.demo.train import checkpoint_dir
+    from passk_plugin.grid import GridPoint, checkpoint_point_id
+    from passk_plugin.sweep_store import RunStore
+
+    cfg = config or DemoConfig()
+    out = Path(out_dir).resolve()
+    run_dir = out / "run"
+    rows = finding.load_rows(RunStore(run_dir).report_dir)
+    trained = out / "checkpoints" / f"run-{cfg.train.cache_key()}"
+    early = checkpoint_point_id(checkpoint_dir(trained, cfg.train.early_step))
+    late = checkpoint_point_id(checkpoint_dir(trained, cfg.train.steps))
+    points = [
+        GridPoint.from_stored(json.loads(f.read_text(encoding="utf-8")), run_dir)
+        for f in sorted((run_dir / "points").glob("*/point.json"))
+    ]
+    sentences = [
+        finding.collapse_sentence(
+            rows,
+            early=early,
+            late=late,
+            early_step=cfg.train.early_step,
+            late_step=cfg.train.steps,
+        ),
+        finding.wise_ft_sentence(
+            rows,
+            late=late,
+            alphas={p.id: p.alpha for p in points if p.method == "wise-ft" and p.alpha is not None},
+            decoding=[p.id for p in points if p.method == "decoding"],
+        ),
+    ]
+    return "\n".join(textwrap.fill(s, 100) for s in sentences if s)
