@@ -129,6 +129,23 @@ def test_stored_verdicts_match_an_independent_regrade(demo):
     assert solved > 0
 
 
+def test_the_demo_ends_by_saying_what_it_showed(demo):
+    from passk_plugin.demo.run import finding_text
+
+    out, _ = demo
+    cfg = DemoConfig.quick()
+    text = " ".join(finding_text(out, cfg).split())
+    rows = json.loads((out / "run/report/paired.json").read_text())
+    late, early = f"ckpt_checkpoint-{cfg.train.steps}", f"ckpt_checkpoint-{cfg.train.early_step}"
+    collapse = [r for r in rows if r["point"] == late and r["reference"] == early]
+    assert {r["metric"] for r in collapse} >= {"pass@1", f"pass@{cfg.n}"}
+    for r in collapse:
+        if r["metric"].startswith("pass@"):
+            assert f"{r['delta']:+.3f} (95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f})" in text
+    assert f"step {cfg.train.early_step} to step {cfg.train.steps}" in text
+    assert "WiSE-FT alpha = 0.5" in text
+
+
 def test_demo_leaves_the_environment_as_it_was(demo):
     from passk_plugin.demo.train import run_data_dir
 
