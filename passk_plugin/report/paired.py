@@ -31,6 +31,7 @@ import numpy as np
 
 from passk_plugin import metrics, stats
 from passk_plugin.report.collect import PointRecord, TaskResult
+from passk_plugin.report.plots import png_bytes
 
 SIGNIFICANCE = 0.05
 # Points that sample a checkpoint under other settings ("temperature" in older runs).
@@ -403,13 +404,4 @@ def forest_plot(rows: Sequence[PairedRow], task: str, role: str | None = None) -
         fontsize=9,
     )
     fig.tight_layout()
-    return _png(fig)
-
-
-def _png(fig: object) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)  # type: ignore[arg-type]
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
-    return buf.getvalue()
+    return png_bytes(fig)

@@ -36,7 +36,11 @@ def _figure(size: tuple[float, float], **kwargs) -> Figure:
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes at the report's resolution (on an Agg canvas, attached here if
+    the figure has none yet)."""
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     return buf.getvalue()
@@ -104,7 +108,7 @@ def passk_vs_k(records: Sequence[PointRecord], task: str, forecast_factor: int =
     ax.set_title(f"{task}: Pass@k against k{forecast_note}\n({ERRORBAR_NOTE})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _forecast_line(tr: TaskResult, factor: int) -> tuple[list[int], list[float]] | None:
@@ -206,7 +210,7 @@ def pass1_vs_passk(records: Sequence[PointRecord], task: str) -> bytes | None:
         ax.legend(
             fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False
         )
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _darker(colour: str) -> str:
@@ -255,7 +259,7 @@ def metric_vs_alpha(records: Sequence[PointRecord], task: str) -> bytes | None:
     ax.set_title(f"{task}: metrics against α\n({ERRORBAR_NOTE})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def rho_histograms(records: Sequence[PointRecord], task: str) -> bytes | None:
@@ -292,7 +296,7 @@ def rho_histograms(records: Sequence[PointRecord], task: str) -> bytes | None:
     )
     fig.supxlabel("ρ", fontsize=9)
     fig.supylabel("problems", fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def biasvar_chart(
@@ -356,4 +360,4 @@ def biasvar_chart(
         frameon=False,
     )
     ax.grid(alpha=0.3, axis="y")
-    return _png(fig)
+    return png_bytes(fig)

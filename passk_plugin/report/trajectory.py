@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from passk_plugin.metrics import mean_and_stderr, pass_at_k
 from passk_plugin.report.collect import PointRecord, TaskResult
 from passk_plugin.report.diversity import diversity
+from passk_plugin.report.plots import png_bytes
 
 CAPTION = "error bars: ± 1 standard error over problems"
 # Per-problem diagnostics that need logged answer classes (means over problems).
@@ -166,13 +166,6 @@ def peak_lines(rows: Sequence[StepRow]) -> list[str]:
 # -- plots -----------------------------------------------------------------------------------
 
 
-def _png(fig: Figure) -> bytes:
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
 def _errorbar(ax, rows: Sequence[StepRow], value: str, **style) -> None:
     xs = [r.step for r in rows]
     ys = [getattr(r, value) for r in rows]
@@ -221,7 +214,7 @@ def trajectory_plot(rows: Sequence[StepRow], task: str) -> bytes | None:
         ax2.set_xlabel("training step")
     else:
         ax.set_xlabel("training step")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def early_late_plot(
@@ -252,7 +245,7 @@ def early_late_plot(
     axes[0].set_title(f"{task}: WiSE-FT of the early checkpoint with each later one", fontsize=9)
     axes[1].set_title(CAPTION, fontsize=9)
     axes[0].legend(fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 # -- tables ----------------------------------------------------------------------------------
