@@ -20,19 +20,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     left for the same path are removed first.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path, hidden=True)
-    tmp = path.parent / f".{temp_name(path.name)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _atomic_file(path, "wb") as fh:
+        fh.write(data)
     return path
 
 
@@ -68,13 +57,20 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_text_writer(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
     """A text file to write incrementally that appears under `path` only when the block
     ends without an error (fsynced, then renamed); on an error it is removed."""
-    path = Path(path)
+    with _atomic_file(Path(path), "w") as fh:
+        yield fh
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path, mode: str) -> Iterator[IO]:
+    """The one temp-file-then-rename sequence behind both writers: stale temporaries of dead
+    writers removed, a hidden temporary created with the umask's mode, fsynced, renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path, hidden=True)
     tmp = path.parent / f".{temp_name(path.name)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask's mode
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
