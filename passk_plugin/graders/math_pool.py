@@ -30,6 +30,7 @@ from pathlib import Path
 
 from passk_plugin.graders import Verdict
 from passk_plugin.graders import math as math_grader
+from passk_plugin.graders.sandbox import available_cpus
 
 Checked = list[tuple[math_grader.Outcome, int]]
 
@@ -37,13 +38,6 @@ Checked = list[tuple[math_grader.Outcome, int]]
 MIN_ANSWERS_PER_WORKER = 400
 _START_LIMIT_S = 120.0
 _COMMAND = "from passk_plugin.graders.math_pool import _serve; _serve()"
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def check_problems(

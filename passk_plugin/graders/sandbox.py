@@ -300,7 +300,7 @@ class SandboxPool:
         preload: Sequence[str] = DEFAULT_PRELOAD,
     ):
         if workers is None:
-            workers = _available_cpus()
+            workers = available_cpus()
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self._n = workers
@@ -454,7 +454,7 @@ class SandboxPool:
                     self._replace(worker)
 
 
-def _available_cpus() -> int:
+def available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -471,7 +471,7 @@ def run_programs(
     """Run programs in a fresh pool of min(workers, len(programs)) servers; input order."""
     if not programs:
         return []
-    n = min(workers or _available_cpus(), len(programs))
+    n = min(workers or available_cpus(), len(programs))
     with SandboxPool(n) as pool:
         return pool.run(programs, timeout=timeout, memory_mb=memory_mb)
 
