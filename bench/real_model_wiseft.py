@@ -103,12 +103,12 @@ SIZES: dict[str, StudySize] = {
         name="cpu",
         train_examples=64,
         max_seq_len=320,
-        epochs=4,
+        epochs=8,
         batch_size=8,
         grad_accum=1,
         learning_rate=5e-5,
-        save_steps=8,
-        early_step=8,
+        save_steps=16,
+        early_step=16,
         test_problems=16,
         n=4,
         max_gen_toks=160,
@@ -117,11 +117,12 @@ SIZES: dict[str, StudySize] = {
         decoding=(),
         backend="hf-passk",
         device="cpu",
-        why="~75-85 min on 2 free cores (estimated in bench/README.md, not run): SFT of 32 "
-        "steps (64 examples x 4 epochs, 8 per step, ~11-14 s a step) with a checkpoint per "
-        "epoch; 9 points (5 checkpoints, 3 α, T = 1.0) x 16 problems x 4 samples (64 rows, "
-        "one hf-passk batch) of <= 160 tokens, ~60-75 min of generation at ~17 tokens/s. Too "
-        "few problems for tight intervals; --backend vllm-passk generates several times faster",
+        why="fits 90 min on 2 free cores: SFT of 64 steps (64 examples x 8 epochs, 8 per "
+        "step, ~11 s a step, many epochs so the late checkpoints over-fit) with a checkpoint "
+        "every 2 epochs; 9 points (5 checkpoints, 3 α, T = 1.0) x 16 problems x 4 samples "
+        "(64 rows, one hf-passk batch) of <= 160 tokens, ~5 min a point (measured on the "
+        "base model: ~28 tokens/s). Too few problems for tight intervals; vllm-passk was "
+        "tried for more and is not usable here (see bench/README.md)",
     ),
     "gpu": StudySize(
         name="gpu",
@@ -354,11 +355,6 @@ def run_sft(base: Path, sft_dir: Path, data_dir: Path, size: StudySize) -> dict[
 # ---------------------------------------------------------------------------------- 4 study
 
 
-def sweep_help() -> str:
-    out = subprocess.run(passk_cmd("sweep", "--help"), capture_output=True, text=True)
-    return out.stdout
-
-
 def eval_flags(size: StudySize) -> list[str]:
     flags = ["--tasks", TASK, "--apply-chat-template", "--model", size.backend]
     flags += ["--device", size.device, "--n", str(size.n), "--max-gen-toks", str(size.max_gen_toks)]
@@ -385,36 +381,7 @@ def run_study(
 ) -> str:
     """Run the study's sweep; returns the command it is (or stands for)."""
     cmd = study_command(size, steps, early, late, out)
-    help_text = sweep_help()
-    if "--checkpoints" in help_text and "--decoding" in help_text:
-        run_logged(cmd)  # a rerun skips the stored points
-        return shown(cmd)
-    # ---- FALLBACK while `passk sweep` has no --checkpoints/--decoding flags: the same grid
-    # points (passk_plugin.grid's builders) in one run_sweep call, settings parsed from the
-    # same flags by `passk sweep`'s own parser. Remove once both flags are on main.
-    from passk_plugin.cli import sweep as sweep_cli
-    from passk_plugin.grid import checkpoint_points, decoding_points, parse_decoding, unique_points
-    from passk_plugin.sweep.grids import GridRequest, build_points
-    from passk_plugin.sweep.run import run_sweep
-    from passk_plugin.sweep.settings import RunOptions
-
-    parser = argparse.ArgumentParser()
-    sweep_cli.add_arguments(parser)
-    args = parser.parse_args([*eval_flags(size), "--out", str(out)])
-    points = checkpoint_points([p for _, p in steps])
-    request = GridRequest(
-        early=str(early), late=str(late), alphas=size.alphas, temperatures=size.temperatures
-    )
-    points += build_points(request)
-    points += decoding_points(late, [parse_decoding(d) for d in size.decoding or ()])
-    print(f"+ (in process, until the flags exist) {shown(cmd)}", flush=True)
-    run_sweep(
-        out,
-        unique_points(points),
-        sweep_cli.settings_from_args(args),
-        RunOptions(device=size.device),
-        progress=False,
-    )
+    run_logged(cmd)  # a rerun skips the stored points
     return shown(cmd)
 
 

