@@ -55,7 +55,9 @@ class DemoConfig:
     max_gen_toks: int = 48
     limit: int | None = None
     seed: int = 1234
-    batch_size: int = 64
+    # Rows decoded together: the tiny models cost little per row, so wide batches cut the
+    # per-step overhead (one 128-problem point: 13.0 s at 64, 9.8 s at 256, free cores).
+    batch_size: int = 256
 
     @classmethod
     def quick(cls) -> DemoConfig:
