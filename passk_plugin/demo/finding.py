@@ -27,10 +27,21 @@ def fmt(row: Row) -> str:
 
 
 def _verdict(row: Row, up: str, down: str) -> str:
-    significant = row["p_holm"] < 0.05 and (row["ci_low"] > 0 or row["ci_high"] < 0)
-    if not significant:
+    """Significant when the interval shown excludes 0 and the Holm-corrected p < 0.05.
+
+    An interval that excludes 0 without the corrected p is said as such: "within noise"
+    next to an interval that excludes 0 would read as a contradiction.
+    """
+    excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
+    if not excludes_zero:
         return "within noise"
-    return up if row["delta"] > 0 else down
+    direction = up if row["delta"] > 0 else down
+    if row["p_holm"] < 0.05:
+        return direction
+    return (
+        f"{direction.removeprefix('significantly ')} by its own interval, but not significant "
+        "after Holm correction over all of the report's paired comparisons"
+    )
 
 
 def _find(rows: Sequence[Row], point: str, reference: str, metric: str) -> Row | None:

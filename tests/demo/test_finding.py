@@ -53,3 +53,16 @@ def test_wise_ft_sentence_names_the_best_alpha_and_the_best_decoding_point():
     assert "alpha = 0.25 has the highest Pass@16, 0.620: +0.120 (95% CI +0.050 to +0.190)" in text
     assert "significantly higher; its Pass@1 is 0.390" in text and "within noise" in text
     assert "T1.3, has Pass@16 0.550 (0.070 below alpha = 0.25)" in text
+
+
+def test_an_interval_that_excludes_zero_is_never_called_noise():
+    rows = [
+        row("late", "early", "pass@1", 0.43, 0.31, 0.054, 0.199, p_holm=0.08),
+        row("late", "early", "pass@16", 0.58, 0.85, -0.37, -0.19),
+    ]
+    text = collapse_sentence(rows, early="early", late="late", early_step=25, late_step=600)
+    assert "(95% CI +0.054 to +0.199): higher by its own interval, but not significant after " in (
+        text
+    )
+    assert "within noise" not in text
+    assert "(95% CI -0.370 to -0.190): significantly lower" in text
