@@ -2,8 +2,9 @@
 
 For each task, each point is compared on the same problems with each reference point:
 
-- `late`: the late checkpoint, α = 1 at the sweep's own temperature;
-- `early`: the early checkpoint, α = 0;
+- `late`: the late checkpoint, α = 1 at the sweep's own temperature (report.points.late_point,
+  the point the headline and the tables call the late checkpoint);
+- `early`: the early checkpoint, α = 0 (report.points.early_point);
 - `best_temperature`: per metric, the late checkpoint's best temperature point (the highest
   stored value among the temperature points, when that is not the late point itself). Chosen
   on the same problems it is compared on, so it flatters the reference slightly: a point
@@ -32,6 +33,7 @@ import numpy as np
 from passk_plugin import metrics, stats
 from passk_plugin.report.collect import PointRecord, TaskResult
 from passk_plugin.report.plots import png_bytes
+from passk_plugin.report.points import early_point, late_point
 
 SIGNIFICANCE = 0.05
 # Points that sample a checkpoint under other settings ("temperature" in older runs).
@@ -64,47 +66,6 @@ class PairedRow:
     def significant(self) -> bool:
         """Holm-corrected p below 0.05."""
         return self.p_holm < SIGNIFICANCE
-
-
-def _is(x: float | None, value: float) -> bool:
-    return x is not None and math.isclose(x, value, abs_tol=1e-9)
-
-
-def _merge_points(records: Sequence[PointRecord]) -> list[PointRecord]:
-    return [r for r in records if r.method not in (*DECODING, "checkpoint") and r.alpha is not None]
-
-
-def _pick(candidates: Sequence[PointRecord]) -> PointRecord | None:
-    if not candidates:
-        return None
-    wise = [r for r in candidates if r.method == "wise-ft"]
-    return (wise or list(candidates))[0]
-
-
-def _checkpoint_point(records: Sequence[PointRecord], end: int) -> PointRecord | None:
-    """Where α = 0 and 1 are stored as the checkpoints themselves (trajectories, early × late
-    grids): the checkpoint point at that end of the pairwise merges (the latest late one), else,
-    for the late end, the checkpoint the decoding points sample."""
-    merges = [r for r in _merge_points(records) if r.point and len(r.point.checkpoints) == 2]
-    merges.sort(key=lambda r: -1 if r.point.step is None else r.point.step)  # type: ignore[union-attr]
-    ends = [r.point.checkpoints[end] for r in reversed(merges)]  # type: ignore[union-attr]
-    if end == 1:
-        ends += [r.point.checkpoints[0] for r in records if r.method in DECODING and r.point]
-    plain = {r.point.checkpoints[0]: r for r in records if r.method == "checkpoint" and r.point}
-    return next((plain[e] for e in ends if e in plain), None)
-
-
-def late_point(records: Sequence[PointRecord]) -> PointRecord | None:
-    """The late checkpoint at the sweep temperature: a merge point with α = 1, or that
-    checkpoint's own point."""
-    found = _pick([r for r in _merge_points(records) if _is(r.alpha, 1.0)])
-    return found or _checkpoint_point(records, 1)
-
-
-def early_point(records: Sequence[PointRecord]) -> PointRecord | None:
-    """The early checkpoint: a merge point with α = 0, or that checkpoint's own point."""
-    found = _pick([r for r in _merge_points(records) if _is(r.alpha, 0.0)])
-    return found or _checkpoint_point(records, 0)
 
 
 def k_max(records: Sequence[PointRecord], task: str) -> int | None:

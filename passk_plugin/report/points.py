@@ -16,6 +16,8 @@ from passk_plugin.report.collect import PointRecord
 BASELINE = "decoding"
 _DECODING = (BASELINE, "temperature")
 _NOT_MERGES = (None, "checkpoint", *_DECODING)
+# Stored coordinates closer than this to 0 or 1 are the ends of a merge line.
+_ALPHA_TOLERANCE = 1e-9
 
 
 def is_decoding_point(r: PointRecord) -> bool:
@@ -82,36 +84,42 @@ def temperature_curve(records: Sequence[PointRecord], task: str) -> list[PointRe
     return sorted(curve, key=lambda r: r.temperature)
 
 
-def _end_point(records: Sequence[PointRecord], alpha: float, index: int) -> PointRecord | None:
-    """The merge at `alpha` (WiSE-FT's first: its recipe is an exact copy of that end), else
-    the checkpoint point of that end of the merges (checkpoints[index])."""
-    ends = [r for r in records if is_alpha_point(r) and math.isclose(r.alpha, alpha)]
-    ends.sort(key=lambda r: (r.method != "wise-ft", r.method or "", r.id))
-    if ends:
-        return ends[0]
-    paths = {
-        r.point.checkpoints[index]
-        for r in records
-        if is_alpha_point(r) and r.point is not None and len(r.point.checkpoints) == 2
-    }
-    if index == 1:  # decoding points sample the late checkpoint
-        paths |= {r.point.checkpoints[0] for r in records if is_decoding_point(r) and r.point}
-    as_is = [
+def _end_point(records: Sequence[PointRecord], end: int) -> PointRecord | None:
+    """The merge at α = `end` (WiSE-FT's first: its recipe is an exact copy of that end), else
+    the checkpoint point of that end (see _checkpoint_point)."""
+    ends = [
         r
         for r in records
-        if r.method == "checkpoint" and r.point is not None and r.point.checkpoints[0] in paths
+        if is_alpha_point(r) and math.isclose(r.alpha, float(end), abs_tol=_ALPHA_TOLERANCE)
     ]
-    return as_is[0] if len(as_is) == 1 else None
+    if ends:
+        return min(ends, key=lambda r: (r.method != "wise-ft", r.method or "", r.id))
+    return _checkpoint_point(records, end)
+
+
+def _checkpoint_point(records: Sequence[PointRecord], end: int) -> PointRecord | None:
+    """Where α = 0 and 1 are stored as the checkpoints themselves (trajectories, early × late
+    grids): the checkpoint point at that end of the pairwise merges (the latest late one), else,
+    for the late end, the checkpoint the decoding points sample."""
+    merges = [r for r in records if is_alpha_point(r) and r.point and len(r.point.checkpoints) == 2]
+    merges.sort(key=lambda r: -1 if r.point.step is None else r.point.step)  # type: ignore[union-attr]
+    ends = [r.point.checkpoints[end] for r in reversed(merges)]  # type: ignore[union-attr]
+    if end == 1:  # decoding points sample the late checkpoint
+        ends += [r.point.checkpoints[0] for r in records if is_decoding_point(r) and r.point]
+    plain = {r.point.checkpoints[0]: r for r in records if r.method == "checkpoint" and r.point}
+    return next((plain[e] for e in ends if e in plain), None)
 
 
 def late_point(records: Sequence[PointRecord]) -> PointRecord | None:
     """The late checkpoint at the sweep's own temperature: the merge at α = 1, or the late
-    checkpoint evaluated as it is."""
-    return _end_point(records, 1.0, 1)
+    checkpoint evaluated as it is. The headline, the tables, the plots and the paired
+    comparisons all take this one."""
+    return _end_point(records, 1)
 
 
 def early_point(records: Sequence[PointRecord]) -> PointRecord | None:
-    return _end_point(records, 0.0, 0)
+    """The early checkpoint: the merge at α = 0, or that checkpoint evaluated as it is."""
+    return _end_point(records, 0)
 
 
 # The interpolation coordinate's symbol by its name in the grid point (SLERP's is t).

@@ -124,11 +124,11 @@ def test_other_decoding_settings_are_not_drawn_as_temperatures(tmp_path):
 
 
 def test_paired_references_are_the_checkpoints_themselves(stepped_run):
-    from passk_plugin.report import paired
+    from passk_plugin.report import paired, points
 
     records = collect_run(stepped_run)
-    assert paired.late_point(records).id == "ckpt_checkpoint-400"  # the latest late one
-    assert paired.early_point(records).id == "ckpt_checkpoint-100"
+    assert points.late_point(records).id == "ckpt_checkpoint-400"  # the latest late one
+    assert points.early_point(records).id == "ckpt_checkpoint-100"
     rows = paired.paired_rows(records)
     refs = {(r.reference_role, r.reference) for r in rows}
     assert ("late", "ckpt_checkpoint-400") in refs and ("early", "ckpt_checkpoint-100") in refs
