@@ -36,10 +36,8 @@ from passk_plugin.report.collect import (
     task_results_from,
     verdict_answer,
 )
+from passk_plugin.report.paired import stored_or_mean
 from passk_plugin.sweep_store import POINT_SPEC_FILE, RESULTS_FILE, read_json, samples_file_name
-
-# Stored means are reported when the per-problem values reproduce them (see report.paired).
-_STORED_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -215,14 +213,6 @@ def _align(a: TaskSamples, b: TaskSamples) -> np.ndarray:
     return np.array([where[pid] for pid in a.ids], dtype=np.int64)
 
 
-def _stored_or_mean(stored: dict[str, float], name: str, values: np.ndarray) -> float:
-    mean = float(np.mean(values))
-    value = stored.get(name)
-    if value is not None and abs(value - mean) <= _STORED_TOLERANCE:
-        return float(value)
-    return mean
-
-
 def _pick_tasks(a: Side, b: Side, tasks: Sequence[str] | None) -> list[str]:
     if tasks:
         missing = [(t, s) for t in tasks for s, side in (("A", a), ("B", b)) if t not in side.tasks]
@@ -277,8 +267,8 @@ def compare_sides(
             np.stack([vb[m] for m in names]),
             n_resamples=n_resamples,
             seed=seed,
-            a_means=[_stored_or_mean(ta.stored, m, va[m]) for m in names],
-            b_means=[_stored_or_mean(tb.stored, m, vb[m]) for m in names],
+            a_means=[stored_or_mean(ta.stored, m, va[m]) for m in names],
+            b_means=[stored_or_mean(tb.stored, m, vb[m]) for m in names],
         )
         out[task] = dict(zip(names, results, strict=True))
     return out

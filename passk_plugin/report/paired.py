@@ -96,11 +96,13 @@ def _values(tr: TaskResult, names: Sequence[str], kmax: int) -> dict[str, np.nda
     return {name: per[name] for name in names}
 
 
-def _stored_or_mean(tr: TaskResult, name: str, values: np.ndarray) -> float:
-    stored = tr.metrics.get(name)
+def stored_or_mean(stored: Mapping[str, float], name: str, values: np.ndarray) -> float:
+    """The stored mean of metric `name` where the per-problem `values` reproduce it, else
+    their mean (`passk compare` reports its means the same way)."""
+    value = stored.get(name)
     mean = float(np.mean(values))
-    if stored is not None and abs(stored - mean) <= _STORED_TOLERANCE:
-        return float(stored)
+    if value is not None and abs(value - mean) <= _STORED_TOLERANCE:
+        return float(value)
     return mean
 
 
@@ -172,18 +174,19 @@ def paired_rows(
                 for point in usable:
                     if point.id == ref.id:
                         continue
-                    aligned = _aligned(point.tasks[task], ref.tasks[task])
+                    ta, tb = point.tasks[task], ref.tasks[task]
+                    aligned = _aligned(ta, tb)
                     if aligned is None:
                         continue
                     ia, ib = aligned
-                    va, vb = values[point.id][name][ia], values[ref.id][name][ib]
+                    va, vb = values[point.id][name], values[ref.id][name]
                     (res,) = stats.paired_compare_many(
-                        va[None],
-                        vb[None],
+                        va[ia][None],
+                        vb[ib][None],
                         n_resamples=n_resamples,
                         seed=seed,
-                        a_means=[_stored_or_mean(point.tasks[task], name, values[point.id][name])],
-                        b_means=[_stored_or_mean(ref.tasks[task], name, values[ref.id][name])],
+                        a_means=[stored_or_mean(ta.metrics, name, va)],
+                        b_means=[stored_or_mean(tb.metrics, name, vb)],
                     )
                     raw.append((task, name, point.id, ref.id, role, res))
     adjusted = stats.holm([res.p_value for *_, res in raw])
@@ -239,8 +242,8 @@ def compare_points(
         np.stack([values[1][m][ib] for m in names]),
         n_resamples=n_resamples,
         seed=seed,
-        a_means=[_stored_or_mean(tp, m, values[0][m]) for m in names],
-        b_means=[_stored_or_mean(tr, m, values[1][m]) for m in names],
+        a_means=[stored_or_mean(tp.metrics, m, values[0][m]) for m in names],
+        b_means=[stored_or_mean(tr.metrics, m, values[1][m]) for m in names],
     )
     return dict(zip(names, results, strict=True))
 
