@@ -12,7 +12,7 @@ from passk_plugin.cli import main
 from passk_plugin.errors import UsageError
 from passk_plugin.sweep import evaluation
 from passk_plugin.sweep import point as point_mod
-from passk_plugin.sweep.grids import GridRequest, build_points
+from passk_plugin.sweep.grids import GridRequest, build_points, early_late_grid
 from passk_plugin.sweep_store import RunStore
 
 TASK = "gsm8k_passk"
@@ -100,6 +100,25 @@ def test_early_late_grid_with_trajectory_evaluates_each_model_once(training_run)
         {"min_p": 0.05},
         {"typical_p": 0.9},
     ]
+
+
+def test_early_late_grid_reads_each_checkpoint_once(training_run, monkeypatch):
+    from passk_plugin import checkpoints
+
+    read: list[str] = []
+    inspect = checkpoints.inspect_checkpoint
+
+    def counted(path):
+        read.append(str(Path(path).resolve()))
+        return inspect(path)
+
+    monkeypatch.setattr(checkpoints, "inspect_checkpoint", counted)
+    refs = [str(Path(_ckpt(training_run, s)).resolve()) for s in STEPS]
+    points = early_late_grid(refs[0], refs[1:], [0.0, 0.5, 1.0])
+    assert sorted(read) == sorted(refs)  # not the early one again for each late one
+    assert len(points) == 5  # early, two lates and one α = 0.5 merge per late
+    with pytest.raises(ValueError, match=r"alpha=1\.5 is outside \[0, 1\]"):
+        early_late_grid(refs[0], refs[1:], [0.5, 1.5])  # the method's checks on values stay
 
 
 def test_decoding_settings_combine_keys_and_follow_the_trajectory(training_run):

@@ -39,9 +39,15 @@ DEFAULT_ALPHAS = "0:1:0.25"
 
 
 def merge_grid(
-    early: str | Path, late: str | Path, values: Sequence[float], method: str = "wise-ft"
+    early: str | Path,
+    late: str | Path,
+    values: Sequence[float],
+    method: str = "wise-ft",
+    *,
+    check: bool = True,
 ) -> list[GridPoint]:
-    """Interpolations of two checkpoints (checked); `values` are α, t or η by method."""
+    """Interpolations of two checkpoints; `values` are α, t or η by method. The method and the
+    values are always checked, the checkpoints' compatibility unless `check` is False."""
     from passk_plugin import recipes
 
     if method == "soup":
@@ -51,7 +57,10 @@ def merge_grid(
     try:
         return recipes.build_grid(
             recipes.RecipeSpec(
-                method=method, checkpoints=(str(early), str(late)), grid=tuple(values)
+                method=method,
+                checkpoints=(str(early), str(late)),
+                grid=tuple(values),
+                check=check,
             )
         )
     except FileNotFoundError as err:
@@ -113,8 +122,9 @@ def early_late_grid(
     refs = check_compatible([early, *lates], "--early and --late")
     early, lates = refs[0], refs[1:]
     check_order(early, lates)
-    for late in lates:
-        merge_grid(early, late, values, method=method)  # the method's own checks on values
+    if lates:
+        # The method's own checks on values, once; the checkpoints were compared above.
+        merge_grid(early, lates[0], values, method=method, check=False)
     return early_late_points(early, lates, values, method=method)
 
 
