@@ -289,10 +289,32 @@ def migrate_legacy(data: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out["method"] = "checkpoint"
         return out
+    # `parameters` holds the point's passk-recipes/1 manifest entry; its own id and method win.
     entry = data.get("parameters") or {}
     method = data["method"]
-    out = {
-        "id": data["id"],
+    out = v1_entry_fields({**entry, "id": data["id"], "method": method})
+    coordinate = COORDINATE.get(method)
+    if coordinate and coordinate not in (entry.get("parameters") or {}):
+        out[coordinate] = data.get("alpha")
+    if not out["checkpoints"] and data.get("recipe") and Path(data["recipe"]).is_file():
+        out.update(_from_recipe_file(Path(data["recipe"]), method))
+    if not out["checkpoints"]:
+        raise ValueError(
+            f"point {data.get('id')!r} is stored in an older shape that names no checkpoints "
+            f"and its recipe {data.get('recipe')} is gone: rerun the sweep into a new --out"
+        )
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def v1_entry_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A passk-recipes/1 manifest entry -> GridPoint fields (None values left out).
+
+    That entry kept the coordinate under `parameters` ({"alpha": 0.5}) and extra keys
+    (file, base_model) a GridPoint does not have.
+    """
+    method = entry["method"]
+    out: dict[str, Any] = {
+        "id": entry["id"],
         "method": method,
         "checkpoints": list(entry.get("checkpoints") or ()),
         "weights": entry.get("weights"),
@@ -301,15 +323,7 @@ def migrate_legacy(data: Mapping[str, Any]) -> dict[str, Any]:
     }
     coordinate = COORDINATE.get(method)
     if coordinate:
-        coords = entry.get("parameters") or {}
-        out[coordinate] = coords.get(coordinate, data.get("alpha"))
-    if not out["checkpoints"] and data.get("recipe") and Path(data["recipe"]).is_file():
-        out.update(_from_recipe_file(Path(data["recipe"]), method))
-    if not out["checkpoints"]:
-        raise ValueError(
-            f"point {data.get('id')!r} is stored in an older shape that names no checkpoints "
-            f"and its recipe {data.get('recipe')} is gone: rerun the sweep into a new --out"
-        )
+        out[coordinate] = (entry.get("parameters") or {}).get(coordinate)
     return {k: v for k, v in out.items() if v is not None}
 
 

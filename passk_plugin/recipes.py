@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -47,6 +47,7 @@ from passk_plugin.grid import (
     GridPoint,
     coordinate_point_id,
     interpolation_points,
+    v1_entry_fields,
 )
 
 METHODS: tuple[str, ...] = MERGE_METHODS
@@ -339,22 +340,6 @@ def write_recipes(points: Sequence[GridPoint], out_dir: str | os.PathLike) -> Pa
     return path
 
 
-def _from_v1(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A passk-recipes/1 manifest entry in this version's field names."""
-    method = entry["method"]
-    fields: dict[str, Any] = {
-        "id": entry["id"],
-        "method": method,
-        "checkpoints": entry["checkpoints"],
-        "weights": entry.get("weights"),
-        "dtype": entry.get("dtype"),
-        "out_dtype": entry.get("out_dtype"),
-    }
-    if method in COORDINATE:
-        fields[COORDINATE[method]] = (entry.get("parameters") or {}).get(COORDINATE[method])
-    return {k: v for k, v in fields.items() if v is not None}
-
-
 def read_manifest(path: str | os.PathLike) -> list[RecipeFile]:
     """The points of a manifest (a manifest.json or its directory), with their YAML paths.
 
@@ -375,7 +360,7 @@ def read_manifest(path: str | os.PathLike) -> list[RecipeFile]:
         raise UsageError(f"{path} is not a passk recipe manifest ({MANIFEST_FORMAT})")
     out = []
     for e in data["points"]:
-        fields = _from_v1(e) if data["format"] == "passk-recipes/1" else dict(e)
+        fields = v1_entry_fields(e) if data["format"] == "passk-recipes/1" else dict(e)
         fields.pop("file", None)
         point = GridPoint.model_validate(fields)
         file = path.parent / e["file"]

@@ -200,6 +200,39 @@ def test_write_and_read_manifest(tiny_pair, tmp_path):
         assert recipe.path.read_text() == recipe.point.to_yaml()
 
 
+def test_a_v1_manifest_reads_as_the_same_points(tmp_path):
+    """A manifest passk-recipes/1 wrote: the coordinate under `parameters`, None fields kept."""
+    from passk_plugin.grid import GridPoint, interpolation_points
+
+    points = [
+        *interpolation_points("wise-ft", "/c/early", "/c/late", [0.25], dtype="bfloat16"),
+        *interpolation_points("slerp", "/c/early", "/c/late", [0.5]),
+        *interpolation_points("toward-base", "/c/base", "/c/ft", [0.75]),
+        GridPoint(id="soup_n2", method="soup", checkpoints=("/c/a", "/c/b"), weights=(0.5, 0.5)),
+    ]
+    manifest = write_recipes(points, tmp_path / "grid")
+    data = json.loads(manifest.read_text())
+    data["format"] = "passk-recipes/1"
+    data["points"] = [
+        {
+            "id": p.id,
+            "method": p.method,
+            "parameters": {p.coordinate[0]: p.coordinate[1]} if p.coordinate else {"n": 2.0},
+            "file": f"{p.id}.yaml",
+            "checkpoints": list(p.checkpoints),
+            "base_model": p.base_model,
+            "weights": list(p.weights) if p.weights is not None else None,
+            "dtype": p.dtype,
+            "out_dtype": p.out_dtype,
+        }
+        for p in points
+    ]
+    manifest.write_text(json.dumps(data))
+    back = read_manifest(manifest)
+    assert [r.point for r in back] == points
+    assert [r.path.name for r in back] == [f"{p.id}.yaml" for p in points]
+
+
 def test_failures_write_nothing(tiny_pair, wide_model, tmp_path):
     early, late = tiny_pair
     cases = [
