@@ -117,12 +117,12 @@ SIZES: dict[str, StudySize] = {
         decoding=(),
         backend="hf-passk",
         device="cpu",
-        why="fits 90 min on 2 free cores: SFT of 64 steps (64 examples x 8 epochs, 8 per "
-        "step, ~11 s a step, many epochs so the late checkpoints over-fit) with a checkpoint "
-        "every 2 epochs; 9 points (5 checkpoints, 3 α, T = 1.0) x 16 problems x 4 samples "
-        "(64 rows, one hf-passk batch) of <= 160 tokens, ~5 min a point (measured on the "
-        "base model: ~28 tokens/s). Too few problems for tight intervals; vllm-passk was "
-        "tried for more and is not usable here (see bench/README.md)",
+        why="fits 90 min on 2 cores (measured: ~53 min): SFT of 64 steps (64 examples x 8 "
+        "epochs, 8 per step, ~28 s a step, many epochs so the late checkpoints over-fit) with a "
+        "checkpoint every 2 epochs; 9 points (5 checkpoints, 3 α, T = 1.0) x 16 problems x 4 "
+        "samples (64 rows, one hf-passk batch) of <= 160 tokens, 2-3.5 min a point. Too few "
+        "problems for tight intervals, and a 135M model is near the floor on GSM8K: this size "
+        "checks the study on a real model, the gpu size measures the effect",
     ),
     "gpu": StudySize(
         name="gpu",
@@ -429,8 +429,23 @@ def point_seconds(point_dir: Path) -> dict[str, float]:
     return {key: float(record[key]) for key in ("merge_s", "eval_s") if key in record}
 
 
-def collect(study_dir: Path, steps: list[tuple[int, Path]]) -> dict[str, Any]:
-    """Every stored point of the study's sweeps, by kind, with per-problem pass@k values."""
+def at_limit_share(point_dir: Path, tokenizer, limit: int) -> float:
+    """Share of the point's completions that ran to the token limit (cut, not finished)."""
+    texts = [
+        text
+        for f in point_dir.glob(f"samples_{TASK}*.jsonl")
+        for line in f.open(encoding="utf-8")
+        for text in json.loads(line)["resps"][0]
+    ]
+    cut = sum(len(tokenizer(t, add_special_tokens=False).input_ids) >= limit - 2 for t in texts)
+    return cut / max(len(texts), 1)
+
+
+def collect(
+    study_dir: Path, steps: list[tuple[int, Path]], tokenizer=None, limit: int = 0
+) -> dict[str, Any]:
+    """Every stored point of the study's sweeps, by kind, with per-problem pass@k values
+    (and, given the tokenizer, the share of completions cut at `limit` tokens)."""
     import numpy as np
 
     from passk_plugin.metrics import pass_at_k
@@ -456,6 +471,8 @@ def collect(study_dir: Path, steps: list[tuple[int, Path]]) -> dict[str, Any]:
                 "problems": int(len(rho)),
                 **point_seconds(Path(rec.source)),
             }
+            if tokenizer is not None:
+                points[(kind, key)]["at_limit"] = at_limit_share(Path(rec.source), tokenizer, limit)
     if ("step", late_step) in points:
         points[("alpha", 1.0)] = points[("step", late_step)]
     return points
@@ -463,6 +480,10 @@ def collect(study_dir: Path, steps: list[tuple[int, Path]]) -> dict[str, Any]:
 
 def fmt(x: float) -> str:
     return f"{x:.3f}"
+
+
+def cut(p: dict[str, Any]) -> str:
+    return fmt(p["at_limit"]) if "at_limit" in p else ""
 
 
 def results_table(
@@ -474,16 +495,16 @@ def results_table(
     kmax = next(iter(points.values()))["kmax"] if points else 0
     lines = [
         f"Trajectory (T = {TASK_TEMPERATURE}); diversity: share of problems never / always "
-        "solved, mean ρ(1−ρ)",
+        "solved, mean ρ(1−ρ); cut: share of completions that ran to the token limit",
         "",
-        f"| step | Pass@1 | Pass@{kmax} | never | always | mean ρ(1−ρ) |",
-        "|---|---|---|---|---|---|",
+        f"| step | Pass@1 | Pass@{kmax} | never | always | mean ρ(1−ρ) | cut |",
+        "|---|---|---|---|---|---|---|",
     ]
     for step, p in sorted(by_kind.get("step", []), key=lambda kv: kv[0]):
         tag = " (early)" if step == early_step else " (late)" if step == late_step else ""
         lines.append(
             f"| {step}{tag} | {fmt(p['pass1'])} | {fmt(p['passk'])} | {fmt(p['solved_never'])} "
-            f"| {fmt(p['solved_always'])} | {fmt(p['rho_var'])} |"
+            f"| {fmt(p['solved_always'])} | {fmt(p['rho_var'])} | {cut(p)} |"
         )
     late = points.get(("step", late_step))
     lines += [
@@ -514,13 +535,13 @@ def results_table(
         "",
         f"Baseline: the late checkpoint (step {late_step}) at other temperatures / decodings",
         "",
-        f"| setting | Pass@1 | Pass@{kmax} | never | always |",
-        "|---|---|---|---|---|",
+        f"| setting | Pass@1 | Pass@{kmax} | never | always | cut |",
+        "|---|---|---|---|---|---|",
     ]
     if late is not None:
         lines.append(
             f"| T = {TASK_TEMPERATURE:g} (late) | {fmt(late['pass1'])} | {fmt(late['passk'])} "
-            f"| {fmt(late['solved_never'])} | {fmt(late['solved_always'])} |"
+            f"| {fmt(late['solved_never'])} | {fmt(late['solved_always'])} | {cut(late)} |"
         )
     baseline = sorted(by_kind.get("temperature", [])) + sorted(
         by_kind.get("decoding", []), key=lambda kv: kv[0]
@@ -529,7 +550,7 @@ def results_table(
         label = f"T = {key:g}" if isinstance(key, float) else key
         lines.append(
             f"| {label} | {fmt(p['pass1'])} | {fmt(p['passk'])} | {fmt(p['solved_never'])} "
-            f"| {fmt(p['solved_always'])} |"
+            f"| {fmt(p['solved_always'])} | {cut(p)} |"
         )
     stored = [p for key, p in points.items() if key != ("alpha", 1.0)]  # α = 1 is the late point
     evals = sorted(p["eval_s"] for p in stored if "eval_s" in p)
@@ -615,7 +636,9 @@ def main(argv: list[str] | None = None) -> int:
     fresh = len(list((work / "study" / "points").glob("*/DONE.json"))) > stored
     timings.record("study", [command], fresh)
 
-    points = collect(work / "study", steps)
+    from transformers import AutoTokenizer
+
+    points = collect(work / "study", steps, AutoTokenizer.from_pretrained(base), size.max_gen_toks)
     table = results_table(points, early_step, late_step)
     walls = "\n".join(
         f"- {stage}: {t['wall_s']} s wall, {t['cpu_s']} CPU s"
