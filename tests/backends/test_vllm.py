@@ -139,6 +139,21 @@ def test_checkpoint_shapes_reads_headers(checkpoints, tmp_path):
         checkpoint_shapes(tmp_path)
 
 
+def test_vllms_own_progress_bar_stays_off(lm, monkeypatch):
+    """With tqdm disabled (--no-progress sets TQDM_DISABLE), vLLM's bar divides by zero."""
+    assert lm.batch_size == "auto"  # where lm_eval's _model_generate would turn the bar on
+    seen = []
+    real = lm.model.generate
+
+    def spy(prompts, sampling_params=None, **kwargs):
+        seen.append(kwargs.get("use_tqdm"))
+        return real(prompts, sampling_params=sampling_params, **kwargs)
+
+    monkeypatch.setattr(lm.model, "generate", spy)
+    lm.generate_until(interleaved(SAMPLE, 2), disable_tqdm=True)
+    assert seen == [False]
+
+
 # ---------------------------------------------------------------------------------------------
 # one request per group, results in request order
 

@@ -51,13 +51,6 @@ def test_reload_signature_before_and_after_vllm_0_16():
     assert compat.reload_takes_path(v0_16)
 
 
-def test_guard_fires_when_lm_evals_generate_is_missing(monkeypatch):
-    monkeypatch.delattr(compat.VLLM, "_model_generate")
-    assert_guard_fires(
-        compat.check_supported, "lm_eval", ("lm-eval",), SUPPORTED["lm_eval"], "_model_generate"
-    )
-
-
 def _has(distribution: str) -> bool:
     try:
         importlib.metadata.distribution(distribution)
