@@ -117,9 +117,10 @@ def generate(lm: Any, prompts: Sequence[list[int]], params: Sequence[SamplingPar
     """Run token-id prompts with their own sampling params through the lm_eval model's engine.
 
     vLLM's own progress bar stays off (the caller shows one): with tqdm disabled by
-    ``TQDM_DISABLE`` (as ``--no-progress`` sets it), vLLM 0.32 divides by the disabled bar's
-    elapsed time, 0, and the run dies with a ZeroDivisionError. lm_eval's ``_model_generate``
-    turns that bar on whenever ``batch_size`` is ``auto``, so it is not used.
+    ``TQDM_DISABLE`` (as passk sets it when stderr is not a terminal, see ``quiet``), vLLM 0.32
+    divides by the disabled bar's elapsed time, 0, and the run dies with a ZeroDivisionError.
+    lm_eval's ``_model_generate`` turns that bar on whenever ``batch_size`` is ``auto``, so it
+    is not used.
     """
     return lm.model.generate(
         [vllm.TokensPrompt(prompt_token_ids=list(p)) for p in prompts],

@@ -140,7 +140,7 @@ def test_checkpoint_shapes_reads_headers(checkpoints, tmp_path):
 
 
 def test_vllms_own_progress_bar_stays_off(lm, monkeypatch):
-    """With tqdm disabled (--no-progress sets TQDM_DISABLE), vLLM's bar divides by zero."""
+    """With tqdm disabled (TQDM_DISABLE, set when stderr is a file), vLLM's bar divides by 0."""
     assert lm.batch_size == "auto"  # where lm_eval's _model_generate would turn the bar on
     seen = []
     real = lm.model.generate
