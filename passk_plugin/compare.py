@@ -33,11 +33,11 @@ from passk_plugin.metrics import AnswerClasses
 from passk_plugin.report.collect import (
     TaskResult,
     collect_lm_eval_dirs,
-    task_results_from,
+    point_dir_tasks,
     verdict_answer,
 )
 from passk_plugin.report.paired import stored_or_mean
-from passk_plugin.sweep_store import POINT_SPEC_FILE, RESULTS_FILE, read_json, samples_file_name
+from passk_plugin.sweep_store import POINT_SPEC_FILE, RESULTS_FILE, read_json
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,7 @@ def _from_task_result(tr: TaskResult, where: str) -> TaskSamples:
 
 
 def _point_dir(path: Path) -> Side:
-    results = read_json(path / RESULTS_FILE)
-    samples = {
-        task: path / samples_file_name(task)
-        for task in results.get("results", {})
-        if (path / samples_file_name(task)).is_file()
-    }
-    tasks = task_results_from(results, samples)
+    tasks = point_dir_tasks(path)
     spec = read_json(path / POINT_SPEC_FILE) if (path / POINT_SPEC_FILE).is_file() else {}
     label = str(spec.get("id") or path.name)
     return Side(label, {t: _from_task_result(tr, str(path)) for t, tr in tasks.items()})

@@ -242,15 +242,20 @@ def _skip(message: str, skipped: list[str] | None) -> None:
         skipped.append(message)
 
 
-def _read_point(pid: str, pdir: Path, root: Path) -> PointRecord:
-    point = GridPoint.from_stored(read_json(pdir / POINT_SPEC_FILE), root)
+def point_dir_tasks(pdir: Path) -> dict[str, TaskResult]:
+    """The task results of one stored sweep point: results.json with its per-sample files."""
     results = read_json(pdir / RESULTS_FILE)
     samples = {
         task: pdir / samples_file_name(task)
         for task in results.get("results", {})
         if (pdir / samples_file_name(task)).is_file()
     }
-    tasks = task_results_from(results, samples)
+    return task_results_from(results, samples)
+
+
+def _read_point(pid: str, pdir: Path, root: Path) -> PointRecord:
+    point = GridPoint.from_stored(read_json(pdir / POINT_SPEC_FILE), root)
+    tasks = point_dir_tasks(pdir)
     temp = point.gen_kwargs().get("temperature")
     coordinate = point.coordinate
     return PointRecord(
