@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sweep_counting import Counter
 
 from passk_plugin.cli import main
 from passk_plugin.cli import sweep as sweep_cli
@@ -349,19 +350,6 @@ def sweep_run(tmp_path_factory, tiny_pair, offline_data) -> Path:
     rc = main(["sweep", *_grid_flags(early, late), *EVAL_FLAGS, "--out", str(run_dir)])
     assert rc == 0
     return run_dir
-
-
-class Counter:
-    """Wraps evaluation.evaluate / point.merge_point to record the ids they ran on."""
-
-    def __init__(self, fn, fail_after: int | None = None):
-        self.fn, self.ids, self.fail_after = fn, [], fail_after
-
-    def __call__(self, ctx, spec, *args):
-        if self.fail_after is not None and len(self.ids) >= self.fail_after:
-            raise KeyboardInterrupt  # as if Ctrl-C arrived during this point
-        self.ids.append(spec.id)
-        return self.fn(ctx, spec, *args)
 
 
 @pytest.mark.slow

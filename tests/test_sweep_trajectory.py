@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sweep_counting import Counter
 
 from passk_plugin.cli import main
 from passk_plugin.errors import UsageError
@@ -168,19 +169,6 @@ def test_typical_p_is_refused_for_vllm_before_any_work(training_run, tmp_path, c
 
 
 # ------------------------------------------------------------------------ end-to-end runs
-
-
-class Counter:
-    """Wraps evaluation.evaluate / point.merge_point to record the ids they ran on."""
-
-    def __init__(self, fn, fail_after: int | None = None):
-        self.fn, self.ids, self.fail_after = fn, [], fail_after
-
-    def __call__(self, ctx, spec, *args):
-        if self.fail_after is not None and len(self.ids) >= self.fail_after:
-            raise KeyboardInterrupt  # as if Ctrl-C arrived during this point
-        self.ids.append(spec.id)
-        return self.fn(ctx, spec, *args)
 
 
 def _grid_flags(run: Path) -> list[str]:
