@@ -73,22 +73,28 @@ def samples_lines(c: list[int], n: int = N) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_point(store: RunStore, pid: str, method: str, alpha, temperature, tasks) -> None:
+def grid_point(pid: str, method: str, alpha, temperature) -> GridPoint:
+    """A decoding point of /late, or a merge of /early with /late at `alpha`."""
     if method == "decoding":
-        point = GridPoint(
+        return GridPoint(
             id=pid,
-            method="decoding",
+            method=method,
             checkpoints=("/late",),
             sampling=Sampling(temperature=temperature),
         )
-    else:
-        point = GridPoint(
-            id=pid,
-            method=method,
-            alpha=alpha,
-            checkpoints=("/early", "/late"),
-            weights=(1 - alpha, alpha),
-        )
+    if method == "slerp":
+        return GridPoint(id=pid, method=method, t=alpha, checkpoints=("/early", "/late"))
+    return GridPoint(
+        id=pid,
+        method=method,
+        alpha=alpha,
+        checkpoints=("/early", "/late"),
+        weights=(1 - alpha, alpha),
+    )
+
+
+def write_point(store: RunStore, pid: str, method: str, alpha, temperature, tasks) -> None:
+    point = grid_point(pid, method, alpha, temperature)
     files = {
         "point.json": dumps_json(point.to_stored(store.root)),
         "results.json": dumps_json(results_doc(tasks, temperature)),
@@ -130,23 +136,7 @@ def _wide_counts(rng: np.random.Generator, mean: float, spread: float) -> list[i
 def write_wide_point(store: RunStore, pid, method, alpha, temperature, tasks) -> None:
     """Like write_point, with n = 16 and maj@k per problem (a vote counted correct when most
     samples are, a stand-in for the real vote that keeps maj@k tied to the counts)."""
-    if method == "decoding":
-        point = GridPoint(
-            id=pid,
-            method=method,
-            checkpoints=("/late",),
-            sampling=Sampling(temperature=temperature),
-        )
-    elif method == "slerp":
-        point = GridPoint(id=pid, method=method, t=alpha, checkpoints=("/early", "/late"))
-    else:
-        point = GridPoint(
-            id=pid,
-            method=method,
-            alpha=alpha,
-            checkpoints=("/early", "/late"),
-            weights=(1 - alpha, alpha),
-        )
+    point = grid_point(pid, method, alpha, temperature)
     doc = {"results": {}, "groups": {}, "configs": {}, "config": {}}
     files: dict[str, str] = {"point.json": dumps_json(point.to_stored(store.root))}
     for t, c in tasks.items():
